@@ -1,0 +1,154 @@
+"""Commands about the register itself: synth, validate, demo."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import typer
+
+from lsssdc.cli import app
+from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, Problem
+
+REGISTERS = ("lss", "deaths", "population", "assistans")
+
+
+def parse_years(text: str) -> list[int]:
+    """'1999-2024' or '2019' or '2019,2020' -> a list of years."""
+    m = re.fullmatch(r"\s*(\d{4})\s*-\s*(\d{4})\s*", text)
+    if m:
+        a, b = int(m.group(1)), int(m.group(2))
+        if a > b:
+            raise InputDataError(Problem("bad_years", f"year range {text!r} runs backwards"))
+        return list(range(a, b + 1))
+    try:
+        return sorted({int(y) for y in text.split(",")})
+    except ValueError:
+        raise InputDataError(
+            Problem("bad_years", f"cannot read years {text!r}", hint="e.g. 1999-2024")
+        ) from None
+
+
+def parse_inject(text: str | None) -> dict[str, int]:
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(R\d\d)\s*=\s*(\d+)\s*", part)
+        if not m:
+            raise InputDataError(Problem("bad_inject", f"cannot read {part!r}", hint="e.g. R01=5,R09=3"))
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(Path("synthetic"), "--out", "-o", help="Directory to write the registers to."),
+    years: str = typer.Option("1999-2024", help="Years, e.g. 1999-2024 or 2019,2020."),
+    persons: int = typer.Option(75_000, help="Persons in the LSS register per year."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives the same files."),
+    registers: str = typer.Option("lss,deaths", help="Which registers: lss, deaths, population, assistans."),
+    population_size: int = typer.Option(1_000_000, help="Rows of the population register."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    inject: str | None = typer.Option(None, help="Violations to add, e.g. R01=5,R09=3 (for tests)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> int:
+    """Synthesise the LSS register and companion registers (no real person).
+
+    Example: lsssdc synth --years 2015-2024 --persons 20000 --registers lss,deaths,population --out data/
+    """
+    from lsssdc.register import files
+    from lsssdc.register import synth as synth_mod
+
+    wanted = [r.strip() for r in registers.split(",") if r.strip()]
+    unknown = [r for r in wanted if r not in REGISTERS]
+    if unknown:
+        raise InputDataError(
+            Problem(
+                "bad_registers",
+                f"unknown register(s): {', '.join(unknown)}",
+                hint="choose from " + ", ".join(REGISTERS),
+            )
+        )
+    try:
+        result = synth_mod.synthesise(
+            parse_years(years), persons=persons, seed=seed, inject=parse_inject(inject)
+        )
+        frames = {"lss": result.register, "deaths": result.deaths}
+        if "population" in wanted:
+            frames["population"] = synth_mod.synthesise_population(
+                result, population_size, seed=seed, year=int(result.register["year"].max())
+            )
+        if "assistans" in wanted:
+            frames["assistans"] = synth_mod.synthesise_assistans(result, seed=seed)
+    except ValueError as exc:
+        raise InputDataError(Problem("bad_argument", str(exc))) from None
+    paths = files.write_registers({k: v for k, v in frames.items() if k in wanted}, out, fmt)
+    summary = {
+        "files": {k: str(p) for k, p in paths.items()},
+        "rows": {k: len(frames[k]) for k in paths},
+        "injected": result.injected,
+        "synthetic": True,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        for k, p in paths.items():
+            typer.echo(f"{k:<11} {len(frames[k]):>10} rows  {p}")
+        if result.injected:
+            typer.echo("injected violations: " + ", ".join(f"{k}={v}" for k, v in result.injected.items()))
+    return EXIT_OK
+
+
+@app.command()
+def validate(
+    file: Path = typer.Argument(..., help="The LSS register file (.csv UTF-8 or .parquet)."),
+    deaths: Path | None = typer.Option(None, "--deaths", help="A death register file, for rule R02."),
+    as_json: bool = typer.Option(False, "--json", help="Print the validation report as JSON."),
+    max_rows: int = typer.Option(1000, help="At most this many row numbers per finding in --json."),
+) -> int:
+    """Run the register's plausibility checks (quality declaration F2.5.3).
+
+    Exit code 0 when no error rule is broken, 1 when one is, 2 when the file cannot be used.
+    Example: lsssdc validate synthetic/lss.parquet --deaths synthetic/deaths.parquet
+    """
+    from lsssdc.register import files, rules
+
+    register = files.read_register(file)
+    death_frame = files.read_deaths(deaths) if deaths is not None else None
+    report = rules.validate(register, death_frame, source=str(file))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(max_rows=max_rows), indent=2))
+    else:
+        typer.echo(report.render())
+    return EXIT_OK if report.ok else EXIT_REFUSED
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("lsssdc-demo"), "--out", "-o", help="Work directory for the demo."),
+    persons: int = typer.Option(75_000, help="Persons per year in the synthetic register."),
+    years: str = typer.Option("1999-2024", help="Years to synthesise."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> int:
+    """Run the main job on built-in synthetic data: synthesise the register and validate it.
+
+    Example: lsssdc demo --out /tmp/demo
+    """
+    from lsssdc.register import files, rules
+    from lsssdc.register import synth as synth_mod
+
+    typer.echo("lsssdc demo: SYNTHETIC DATA ONLY - no real person is in these files.")
+    result = synth_mod.synthesise(parse_years(years), persons=persons, seed=seed)
+    paths = files.write_registers(
+        {"lss": result.register, "deaths": result.deaths}, out / "registers", "parquet"
+    )
+    typer.echo(
+        f"synthesised {len(result.register)} register rows, {len(result.deaths)} deaths -> {paths['lss'].parent}"
+    )
+    report = rules.validate(
+        files.read_register(paths["lss"]), files.read_deaths(paths["deaths"]), source=str(paths["lss"])
+    )
+    typer.echo(report.render())
+    return EXIT_OK if report.ok else EXIT_REFUSED
