@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 
 from lsssdc.cli import register as _register  # noqa: E402,F401  (registers commands)
+from lsssdc.cli import policy as _policy  # noqa: E402,F401
 
 
 def _fail(message: str, code: int) -> int:

@@ -1,0 +1,103 @@
+"""`lsssdc policy`: check policy and order files, print the policy schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+import yaml
+
+from lsssdc.cli import app
+from lsssdc.errors import EXIT_OK, EXIT_UNUSABLE, LsssdcError, PolicyError, Problem
+
+policy_app = typer.Typer(help="Check policy and order files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+
+def _kind(path: Path) -> str:
+    try:
+        head = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - the loader reports the real problem with its line
+        return "policy"
+    return "order" if isinstance(head, dict) and "order_version" in head else "policy"
+
+
+@policy_app.command("check")
+def check(
+    files: list[Path] = typer.Argument(..., help="Policy and order files (YAML)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> int:
+    """Load every file, report every problem with file and line; check orders against their policy.
+
+    An order is checked against the policy of the name it gives, among the files given.
+    Example: lsssdc policy check policies/*.yaml policies/orders/*.yaml
+    """
+    from lsssdc import policy as P
+
+    results: list[dict] = []
+    policies: dict[str, P.Policy] = {}
+    orders: list[tuple[Path, P.Order]] = []
+    for f in files:
+        try:
+            if _kind(f) == "order":
+                orders.append((f, P.load_order(f)))
+            else:
+                pol = P.load_policy(f)
+                policies[pol.name] = pol
+                results.append(
+                    {"file": str(f), "kind": "policy", "name": pol.name, "ok": True, "hash": pol.hash}
+                )
+        except LsssdcError as exc:
+            results.append({"file": str(f), "ok": False, "problems": [p.to_dict() for p in exc.problems]})
+    for f, order in orders:
+        try:
+            pol = policies.get(order.policy)
+            if pol is None:
+                raise PolicyError(
+                    Problem(
+                        "no_policy",
+                        f"the order names the policy '{order.policy}'; give its file in the same command",
+                        file=str(f),
+                    )
+                )
+            P.check_order(order, pol)
+            results.append(
+                {
+                    "file": str(f),
+                    "kind": "order",
+                    "name": order.order_id,
+                    "ok": True,
+                    "policy": pol.name,
+                    "hash": order.hash,
+                }
+            )
+        except LsssdcError as exc:
+            results.append({"file": str(f), "ok": False, "problems": [p.to_dict() for p in exc.problems]})
+    ok = all(r["ok"] for r in results)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "files": results}, indent=2))
+    else:
+        for r in results:
+            if r["ok"]:
+                typer.echo(f"ok      {r['file']} ({r['kind']} {r['name']})")
+            else:
+                for p in r["problems"]:
+                    where = r["file"] + (f":{p['line']}" if p.get("line") else "")
+                    hint = f" ({p['hint']})" if p.get("hint") else ""
+                    typer.echo(f"error   {where}: {p['message']}{hint}", err=True)
+    return EXIT_OK if ok else EXIT_UNUSABLE
+
+
+@policy_app.command("schema")
+def schema(kind: str = typer.Argument("policy", help="policy or order")) -> int:
+    """Print the JSON Schema of policy or order files (for editors).
+
+    Example: lsssdc policy schema policy > policy.schema.json
+    """
+    from lsssdc import policy as P
+
+    if kind not in ("policy", "order"):
+        raise PolicyError(Problem("usage", "schema takes 'policy' or 'order'"))
+    typer.echo(json.dumps(P.policy_schema() if kind == "policy" else P.order_schema(), indent=2))
+    return EXIT_OK

@@ -1,0 +1,578 @@
+"""Policies and orders: the two YAML files that drive a release.
+
+A **policy** is the agency's secrecy rules, reusable across orders: which identifiers go, how
+persons are pseudonymised, which variables are quasi-identifiers or sensitive, how each is
+coarsened, the thresholds (k, l, largest share suppressed, table frequency rule), which
+registers may be linked and with which variables, and the delivery formats.
+
+An **order** (beställning) is one request from one research project. It is checked against a
+policy: anything the policy does not allow is refused by name, and only the requested
+variables travel further (data minimisation).
+
+Loading is strict: duplicate keys, unknown keys, wrong types, out-of-range values, unknown
+variables and unquoted codes that YAML would turn into numbers (``0114`` is octal 76 in YAML
+1.1) are all errors naming the file, the line and the key, collected and raised at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+from lsssdc.errors import PolicyError, Problem
+from lsssdc.register import variables as V
+from lsssdc.register.companions import COMPANIONS
+
+POLICY_VERSIONS = (1,)
+ORDER_VERSIONS = (1,)
+
+#: Variables an extract may carry besides the register's own: derived from the personnummer
+#: or produced by coarsening.
+EXTRA_VARIABLES = ("sex", "age", "birth_year", "age_band", "lan", "kommungrupp", "pseudonym")
+
+
+def known_variables() -> set[str]:
+    return set(V.BY_NAME) | set(EXTRA_VARIABLES)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Document(_Model):
+    """A top-level file: remembers where it came from, its bytes' hash and its lines."""
+
+    _hash: str = PrivateAttr("")
+    _source: str = PrivateAttr("")
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the file's bytes, as recorded in reports and the ledger."""
+        return self._hash
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+
+# --------------------------------------------------------------------------------------------
+# policy
+
+
+class Pseudonymisation(_Model):
+    """How persons are represented in a delivery."""
+
+    scheme: Literal["aes-permutation-v1"] = "aes-permutation-v1"
+    output: Literal["token", "lopnummer"] = "token"
+    column: StrictStr = "pseudonym"
+
+
+class AgeHierarchy(_Model):
+    """Age at the measurement date in bands: lower bounds of each band, the last band open."""
+
+    cuts: Annotated[list[StrictInt], Field(min_length=1)]
+    open_top: bool = True
+
+    @model_validator(mode="after")
+    def _increasing(self) -> AgeHierarchy:
+        if self.cuts[0] != 0:
+            raise ValueError("the first age cut must be 0")
+        if any(b <= a for a, b in zip(self.cuts, self.cuts[1:], strict=False)):
+            raise ValueError("age cuts must increase")
+        return self
+
+
+class KommunHierarchy(_Model):
+    """Kommun coarsened to a level; small kommuner may be merged into the rest of their län."""
+
+    level: Literal["kommun", "kommungrupp", "huvudgrupp", "lan", "riket"] = "lan"
+    merge_below: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+class AmountHierarchy(_Model):
+    """Hours or days top-coded and put into bands (lower bounds)."""
+
+    top_code: Annotated[float, Field(gt=0)] | None = None
+    bands: list[Annotated[float, Field(ge=0)]] | None = None
+
+
+class Hierarchies(_Model):
+    age: AgeHierarchy | None = None
+    kommun: KommunHierarchy | None = None
+    beslutande_kommun: KommunHierarchy | None = None
+    boendekommun: KommunHierarchy | None = None
+    hours_personlig_assistans: AmountHierarchy | None = None
+    hours_ledsagarservice: AmountHierarchy | None = None
+    hours_avlosarservice: AmountHierarchy | None = None
+    days_korttidsvistelse: AmountHierarchy | None = None
+
+
+class Dominance(_Model):
+    n: Annotated[StrictInt, Field(ge=1)] = 1
+    k: Annotated[float, Field(gt=0, le=100)] = 85.0
+
+
+class Thresholds(_Model):
+    """The numbers the secrecy review holds a release to."""
+
+    k: Annotated[StrictInt, Field(ge=2)] = 5
+    l: Annotated[StrictInt, Field(ge=1)] = 1  # noqa: E741 - the established name
+    max_suppressed_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    table_frequency: Annotated[StrictInt, Field(ge=1)] = 3
+    zero_is_safe: bool = True
+    dominance: Dominance | None = None
+    p_percent: Annotated[float, Field(gt=0, le=100)] | None = None
+
+
+class LinkRule(_Model):
+    """One register the policy allows to link, on which key, with which variables."""
+
+    key: Literal["personnummer", "pseudonym"] = "personnummer"
+    variables: Annotated[list[StrictStr], Field(min_length=1)]
+    duplicates: Literal["refuse", "first", "last"] = "refuse"
+
+
+class Delivery(_Model):
+    formats: Annotated[list[Literal["csv", "parquet", "stata"]], Field(min_length=1)] = ["csv", "parquet"]
+
+
+class TablesPolicy(_Model):
+    dimensions: Annotated[list[StrictStr], Field(min_length=1)]
+    units: list[Literal["persons", "insatser"]] = ["persons", "insatser"]
+    magnitudes: list[StrictStr] = []
+
+
+class Policy(_Document):
+    """The agency's secrecy rules for one kind of release."""
+
+    policy_version: StrictInt
+    name: StrictStr
+    description: StrictStr = ""
+    kind: Literal["microdata", "tables"] = "microdata"
+    identifiers: list[StrictStr] = ["personnummer"]
+    pseudonymisation: Pseudonymisation = Pseudonymisation()
+    allowed_variables: Annotated[list[StrictStr], Field(min_length=1)]
+    quasi_identifiers: list[StrictStr] = []
+    sensitive: list[StrictStr] = []
+    hierarchies: Hierarchies = Hierarchies()
+    thresholds: Thresholds = Thresholds()
+    linkage: dict[StrictStr, LinkRule] = {}
+    delivery: Delivery = Delivery()
+    tables: TablesPolicy | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# order
+
+
+class Recipient(_Model):
+    name: StrictStr
+    organisation: StrictStr
+    email: StrictStr | None = None
+
+
+class Population(_Model):
+    """Who is in the extract: persons with any of these insatser (all persons when empty)."""
+
+    insatser: list[StrictStr] = []
+    personkrets: list[Literal["1", "2", "3"]] = []
+
+
+class LinkRequest(_Model):
+    register_name: StrictStr = Field(alias="register")
+    variables: Annotated[list[StrictStr], Field(min_length=1)]
+
+
+class TableRequest(_Model):
+    name: StrictStr
+    dimensions: Annotated[list[StrictStr], Field(min_length=1)]
+    unit: Literal["persons", "insatser"] = "persons"
+    magnitude: StrictStr | None = None
+
+
+class Order(_Document):
+    """One request (beställning) from one research project."""
+
+    order_version: StrictInt
+    order_id: StrictStr
+    diarienummer: StrictStr
+    project_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")]
+    ethics_approval: StrictStr | None = None
+    recipient: Recipient
+    purpose: StrictStr
+    policy: StrictStr
+    years: Annotated[list[StrictInt], Field(min_length=1)]
+    population: Population = Population()
+    variables: list[StrictStr] = []
+    linkages: list[LinkRequest] = []
+    tables: list[TableRequest] = []
+
+
+# --------------------------------------------------------------------------------------------
+# strict YAML with line numbers
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps every node's line and refuses duplicate keys."""
+
+
+def _compose(text: str, source: str) -> yaml.Node:
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise PolicyError(
+            Problem("yaml", f"not valid YAML: {problem}", file=source, line=(mark.line + 1) if mark else None)
+        ) from None
+    if node is None:
+        raise PolicyError(Problem("empty", "the file is empty", file=source))
+    return node
+
+
+def _to_python(
+    node: yaml.Node, path: tuple, lines: dict[tuple, int], problems: list[Problem], source: str
+) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _Loader(" ").construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                problems.append(
+                    Problem(
+                        "bad_key", "keys must be plain text", file=source, line=key_node.start_mark.line + 1
+                    )
+                )
+                continue
+            if key in out:
+                problems.append(
+                    Problem(
+                        "duplicate_key",
+                        f"key '{key}' appears twice",
+                        file=source,
+                        line=key_node.start_mark.line + 1,
+                        hint="YAML would silently keep the last one; remove one of them",
+                    )
+                )
+                continue
+            out[key] = _to_python(value_node, (*path, key), lines, problems, source)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, (*path, i), lines, problems, source) for i, v in enumerate(node.value)]
+    value = _Loader(" ").construct_object(node)
+    if isinstance(value, int) and node.style is None and node.value.startswith("0") and len(node.value) > 1:
+        problems.append(
+            Problem(
+                "unquoted_code",
+                f"'{node.value}' is read by YAML as the number {value}",
+                file=source,
+                line=node.start_mark.line + 1,
+                hint='put codes in quotes, e.g. "0114"',
+            )
+        )
+    return value
+
+
+def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _validate(model: type[_Model], data: Any, lines: dict[tuple, int], source: str) -> _Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            key = ".".join(str(p) for p in loc) or "(top level)"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            elif err["type"] in ("string_type",) and isinstance(err.get("input"), bool | int | float):
+                msg = "must be text; put the value in quotes"
+            problems.append(Problem("schema", f"{key}: {msg}", file=source, line=_line_for(loc, lines)))
+        raise PolicyError(problems) from None
+
+
+def _load(
+    path: str | os.PathLike[str],
+    model: type[_Model],
+    version_key: str,
+    versions: tuple[int, ...],
+    name_fields: tuple[str, ...] = (),
+):
+    p = Path(path)
+    source = str(p)
+    try:
+        raw = p.read_bytes()
+    except OSError:
+        raise PolicyError(Problem("no_file", "cannot read the file", file=source)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(Problem("not_utf8", "the file is not UTF-8 text", file=source)) from None
+    node = _compose(text, source)
+    lines: dict[tuple, int] = {}
+    problems: list[Problem] = []
+    data = _to_python(node, (), lines, problems, source)
+    if problems:
+        raise PolicyError(problems)
+    if not isinstance(data, dict):
+        raise PolicyError(
+            Problem("schema", "the file must be a mapping of keys to values", file=source, line=1)
+        )
+    version = data.get(version_key)
+    if version not in versions:
+        raise PolicyError(
+            Problem(
+                "version",
+                f"{version_key} must be one of {', '.join(map(str, versions))}",
+                file=source,
+                line=lines.get((version_key,), 1),
+            )
+        )
+    # unknown variable names are reported together with schema problems, not after them
+    name_problems = [
+        p
+        for field in name_fields
+        if isinstance(data.get(field), list)
+        for p in _check_variables([v for v in data[field] if isinstance(v, str)], (field,), lines, source)
+    ]
+    try:
+        obj = _validate(model, data, lines, source)
+    except PolicyError as exc:
+        raise PolicyError(exc.problems + name_problems) from None
+    obj._hash = "sha256:" + hashlib.sha256(raw).hexdigest()
+    obj._lines = lines
+    obj._source = source
+    return obj, name_problems
+
+
+def _check_variables(names: list[str], where: tuple, lines: dict[tuple, int], source: str) -> list[Problem]:
+    known = known_variables()
+    return [
+        Problem(
+            "unknown_variable",
+            f"'{n}' is not a variable of the LSS register",
+            file=source,
+            line=_line_for((*where, i), lines),
+            hint="see lsssdc.register.variables",
+        )
+        for i, n in enumerate(names)
+        if n not in known
+    ]
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Load and check a policy file; every problem is reported at once with its line."""
+    policy, problems = _load(
+        path,
+        Policy,
+        "policy_version",
+        POLICY_VERSIONS,
+        ("allowed_variables", "quasi_identifiers", "sensitive", "identifiers"),
+    )
+    lines, source = policy._lines, policy._source
+    allowed = set(policy.allowed_variables)
+    for field in ("quasi_identifiers", "sensitive"):
+        for i, n in enumerate(getattr(policy, field)):
+            if n not in allowed and n in known_variables():
+                problems.append(
+                    Problem(
+                        "not_allowed",
+                        f"{field} names '{n}', which allowed_variables does not",
+                        file=source,
+                        line=_line_for((field, i), lines),
+                    )
+                )
+    for reg, rule in policy.linkage.items():
+        comp = COMPANIONS.get(reg)
+        if comp is None:
+            problems.append(
+                Problem(
+                    "unknown_register",
+                    f"linkage names an unknown register '{reg}'",
+                    file=source,
+                    line=_line_for(("linkage", reg), lines),
+                    hint="known registers: " + ", ".join(COMPANIONS),
+                )
+            )
+            continue
+        for i, v in enumerate(rule.variables):
+            if v not in comp.variables:
+                problems.append(
+                    Problem(
+                        "unknown_variable",
+                        f"register '{reg}' has no variable '{v}'",
+                        file=source,
+                        line=_line_for(("linkage", reg, "variables", i), lines),
+                    )
+                )
+    if policy.kind == "tables" and policy.tables is None:
+        problems.append(Problem("schema", "a tables policy needs a 'tables' section", file=source, line=1))
+    if policy.tables is not None:
+        problems += _check_variables(
+            [d for d in policy.tables.dimensions if d != "insats"], ("tables", "dimensions"), lines, source
+        )
+    if problems:
+        raise PolicyError(problems)
+    return policy
+
+
+def load_order(path: str | os.PathLike[str]) -> Order:
+    """Load an order file (its shape only; :func:`check_order` checks it against a policy)."""
+    order, problems = _load(path, Order, "order_version", ORDER_VERSIONS, ("variables",))
+    lines, source = order._lines, order._source
+    for i, y in enumerate(order.years):
+        if not V.FIRST_YEAR <= y <= V.LAST_YEAR:
+            problems.append(
+                Problem(
+                    "bad_year",
+                    f"year {y} is outside the register ({V.FIRST_YEAR}-{V.LAST_YEAR})",
+                    file=source,
+                    line=_line_for(("years", i), lines),
+                )
+            )
+    for i, ins in enumerate(order.population.insatser):
+        if ins not in V.INSATSER:
+            problems.append(
+                Problem(
+                    "unknown_variable",
+                    f"population names '{ins}', which is not an insats",
+                    file=source,
+                    line=_line_for(("population", "insatser", i), lines),
+                )
+            )
+    if problems:
+        raise PolicyError(problems)
+    return order
+
+
+def check_order(order: Order, policy: Policy) -> None:
+    """Refuse, by name, everything the order asks for that the policy does not allow."""
+    lines, source = order._lines, order._source
+    problems: list[Problem] = []
+    if order.policy != policy.name:
+        problems.append(
+            Problem(
+                "wrong_policy",
+                f"the order is written for policy '{order.policy}', not '{policy.name}'",
+                file=source,
+                line=_line_for(("policy",), lines),
+            )
+        )
+    allowed = set(policy.allowed_variables)
+    for i, v in enumerate(order.variables):
+        if v in policy.identifiers:
+            problems.append(
+                Problem(
+                    "identifier",
+                    f"'{v}' is a direct identifier and is never delivered",
+                    file=source,
+                    line=_line_for(("variables", i), lines),
+                )
+            )
+        elif v not in allowed:
+            problems.append(
+                Problem(
+                    "not_allowed",
+                    f"the policy '{policy.name}' does not allow the variable '{v}'",
+                    file=source,
+                    line=_line_for(("variables", i), lines),
+                )
+            )
+    for i, link in enumerate(order.linkages):
+        rule = policy.linkage.get(link.register_name)
+        if rule is None:
+            problems.append(
+                Problem(
+                    "link_not_allowed",
+                    f"the policy '{policy.name}' does not allow linking the register '{link.register_name}'",
+                    file=source,
+                    line=_line_for(("linkages", i, "register"), lines),
+                )
+            )
+            continue
+        for j, v in enumerate(link.variables):
+            if v not in rule.variables:
+                problems.append(
+                    Problem(
+                        "link_not_allowed",
+                        f"the policy '{policy.name}' does not allow '{v}' from '{link.register_name}'",
+                        file=source,
+                        line=_line_for(("linkages", i, "variables", j), lines),
+                    )
+                )
+    if order.tables:
+        if policy.tables is None:
+            problems.append(
+                Problem(
+                    "not_allowed",
+                    f"the policy '{policy.name}' does not allow tables",
+                    file=source,
+                    line=_line_for(("tables",), lines),
+                )
+            )
+        else:
+            for i, t in enumerate(order.tables):
+                for j, d in enumerate(t.dimensions):
+                    if d not in policy.tables.dimensions:
+                        problems.append(
+                            Problem(
+                                "not_allowed",
+                                f"the policy '{policy.name}' does not allow the table dimension '{d}'",
+                                file=source,
+                                line=_line_for(("tables", i, "dimensions", j), lines),
+                            )
+                        )
+                if t.unit not in policy.tables.units:
+                    problems.append(
+                        Problem(
+                            "not_allowed",
+                            f"unit '{t.unit}' is not allowed",
+                            file=source,
+                            line=_line_for(("tables", i, "unit"), lines),
+                        )
+                    )
+                if t.magnitude and t.magnitude not in policy.tables.magnitudes:
+                    problems.append(
+                        Problem(
+                            "not_allowed",
+                            f"magnitude '{t.magnitude}' is not allowed",
+                            file=source,
+                            line=_line_for(("tables", i, "magnitude"), lines),
+                        )
+                    )
+    if problems:
+        raise PolicyError(problems)
+
+
+def policy_schema() -> dict[str, Any]:
+    """JSON Schema of the policy file, for editors and the generated reference."""
+    return Policy.model_json_schema()
+
+
+def order_schema() -> dict[str, Any]:
+    return Order.model_json_schema()
