@@ -1,0 +1,197 @@
+"""The release workflow on the command line: prepare, approve, reject, deliver."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from lsssdc.cli import app
+from lsssdc.cli.keys import KEY_STORE_HELP, read_passphrase
+from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, Problem
+
+LEDGER_HELP = "The audit ledger (SQLite file); created when missing."
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def _keystore(path: Path):
+    from lsssdc.identity.keystore import KeyStore
+
+    return KeyStore.open(path, read_passphrase())
+
+
+def _ledger(path: Path, store):
+    from lsssdc.audit.ledger import Ledger
+
+    return Ledger.open(path, actor_keys=store.public_keys())
+
+
+def _parse_links(links: list[str]) -> dict[str, Path]:
+    out = {}
+    for item in links:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise InputDataError(Problem("usage", f"--link takes REGISTER=FILE, not {item!r}"))
+        out[name.strip()] = Path(file.strip())
+    return out
+
+
+@app.command()
+def prepare(
+    policy: Path = typer.Option(..., "--policy", help="The policy (YAML)."),
+    order: Path = typer.Option(..., "--order", help="The order (YAML)."),
+    register: list[Path] = typer.Option(..., "--register", help="LSS register file(s), CSV or Parquet."),
+    link: list[str] = typer.Option(
+        [], "--link", help="A register to link, as NAME=FILE (e.g. deaths=d.parquet)."
+    ),
+    work: Path = typer.Option(Path("work"), "--work", help="Work area for candidates."),
+    key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
+    ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    actor: str = typer.Option(
+        "ordering-service", "--actor", help="Who prepares (a signer in the key store)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+) -> int:
+    """Prepare a candidate release and its reviewer report; refused candidates say why (exit 1).
+
+    Example: lsssdc prepare --policy policies/research-with-deaths.yaml --order policies/orders/mortality-2010-2023.yaml
+    --register lss.parquet --link deaths=deaths.parquet --key-store /secure/keys.json --ledger ledger.sqlite
+    """
+    from lsssdc import policy as P
+    from lsssdc.register import files
+    from lsssdc.release import pipeline
+
+    pol = P.load_policy(policy)
+    ordr = P.load_order(order)
+    frames = [files.read_register(f) for f in register]
+    reg = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    inputs = [
+        pipeline.Input(f"register:{f.name}", _sha256(f), len(df))
+        for f, df in zip(register, frames, strict=True)
+    ]
+    others = {}
+    for name, path in _parse_links(link).items():
+        df = files.read_deaths(path) if name == "deaths" else files.read_table(path)
+        others[name] = df
+        inputs.append(pipeline.Input(f"{name}:{path.name}", _sha256(path), len(df)))
+    store = _keystore(key_store)
+    book = _ledger(ledger, store)
+    try:
+        c = pipeline.prepare(
+            pol,
+            ordr,
+            reg,
+            keystore=store,
+            work_dir=work,
+            inputs=inputs,
+            registers=others,
+            ledger=book,
+            actor=actor,
+            policy_path=policy,
+            order_path=order,
+        )
+    finally:
+        book.close()
+    report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
+    summary = {
+        "candidate": str(c.path),
+        "verdict": c.verdict,
+        "content_hash": c.content_hash,
+        "report": str(c.path / "report.html"),
+        "reasons": report["verdict"]["reasons"],
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(f"candidate {c.path}: {c.verdict}")
+        for r in summary["reasons"]:
+            typer.echo(f"  reason: {r}")
+        typer.echo(f"reviewer report: {summary['report']}")
+    return EXIT_OK if c.verdict == "releasable" else EXIT_REFUSED
+
+
+@app.command()
+def approve(
+    candidate: Path = typer.Argument(..., help="The candidate directory."),
+    reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
+    key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
+    ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+) -> int:
+    """Approve a candidate: sign its content hash with the reviewer's Ed25519 key.
+
+    Example: lsssdc approve work/B2026-0023 --reviewer reviewer-a --key-store /secure/keys.json --ledger ledger.sqlite
+    """
+    from lsssdc import release
+
+    store = _keystore(key_store)
+    book = _ledger(ledger, store)
+    try:
+        rec = release.approve(candidate, reviewer, store, book)
+    finally:
+        book.close()
+    typer.echo(f"approved {candidate} ({rec['content_hash']}) by {reviewer}")
+    return EXIT_OK
+
+
+@app.command()
+def reject(
+    candidate: Path = typer.Argument(..., help="The candidate directory."),
+    reason: str = typer.Option(..., "--reason", help="Why the candidate is rejected."),
+    reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
+    key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
+    ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+) -> int:
+    """Reject a candidate with a reason; it can never be delivered.
+
+    Example: lsssdc reject work/B2026-0023 --reason "purpose too broad" --reviewer reviewer-a --key-store k.json --ledger l.sqlite
+    """
+    from lsssdc import release
+
+    store = _keystore(key_store)
+    book = _ledger(ledger, store)
+    try:
+        release.reject(candidate, reviewer, reason, store, book)
+    finally:
+        book.close()
+    typer.echo(f"rejected {candidate}")
+    return EXIT_OK
+
+
+@app.command()
+def deliver(
+    candidate: Path = typer.Argument(..., help="The approved candidate directory."),
+    to: Path = typer.Option(..., "--to", help="The new delivery directory (must not exist)."),
+    key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
+    ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    actor: str = typer.Option(
+        "ordering-service", "--actor", help="Who delivers (a signer in the key store)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> int:
+    """Deliver an approved candidate whose bytes still match the signed hash (exit 1 otherwise).
+
+    Example: lsssdc deliver work/B2026-0023 --to out/B2026-0023 --key-store /secure/keys.json --ledger ledger.sqlite
+    """
+    from lsssdc import release
+
+    store = _keystore(key_store)
+    book = _ledger(ledger, store)
+    try:
+        result = release.deliver(candidate, to, store, book, actor)
+    finally:
+        book.close()
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"delivered {candidate} -> {result['package']} (ledger entry {result['ledger_entry']})")
+    return EXIT_OK

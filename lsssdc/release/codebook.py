@@ -1,0 +1,129 @@
+"""The codebook of a delivery, in Swedish and English, and its machine-readable twin.
+
+Both are rendered from the register catalogue (:mod:`lsssdc.register.variables`) and the
+candidate's metadata (recodings, suppression), so they cannot disagree with the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsssdc.register import variables as V
+from lsssdc.register.companions import COMPANIONS
+
+PSEUDONYM_SV = "Pseudonym för personen, nyckelstyrd och unik för projektet."
+PSEUDONYM_EN = "Pseudonym of the person, keyed and specific to the project."
+
+_EXTRA = {
+    "pseudonym": ("Pseudonym", "Pseudonym", PSEUDONYM_SV, PSEUDONYM_EN, "string"),
+    "lopnummer": (
+        "Löpnummer",
+        "Serial number",
+        "Löpnummer inom leveransen (rang av pseudonymen).",
+        "Serial number within the delivery (rank of the pseudonym).",
+        "integer",
+    ),
+    "age_band": ("Åldersgrupp vid mätdatum", "Age band at the measurement date", "", "", "string"),
+    "lan": ("Län", "County (län)", "Tvåsiffrig länskod.", "Two-digit county code.", "string"),
+    "kommungrupp": ("Kommungrupp (SKR 2017)", "Municipality group (SKR 2017)", "", "", "string"),
+}
+
+
+def describe(name: str) -> dict[str, Any]:
+    """Labels, notes and value set of one delivered column."""
+    if name in V.BY_NAME:
+        v = V.BY_NAME[name]
+        return {
+            "name": name,
+            "label_sv": v.label_sv,
+            "label_en": v.label_en,
+            "note_sv": v.note_sv,
+            "note_en": v.note_en,
+            "years": v.years_text() if v.kind != "derived" else "",
+            "lss": v.lss or "",
+            "values": {k: {"sv": sv, "en": en} for k, (sv, en) in v.values.items()},
+            "type": {"flag": "integer", "amount": "number", "year": "integer"}.get(v.kind, "string"),
+            "unit": v.unit or "",
+        }
+    if name in _EXTRA:
+        sv, en, nsv, nen, typ = _EXTRA[name]
+        return {
+            "name": name,
+            "label_sv": sv,
+            "label_en": en,
+            "note_sv": nsv,
+            "note_en": nen,
+            "years": "",
+            "lss": "",
+            "values": {},
+            "type": typ,
+            "unit": "",
+        }
+    for comp in COMPANIONS.values():
+        for var, (sv, en) in comp.variables.items():
+            if name in (var, f"{comp.name}_{var}"):
+                return {
+                    "name": name,
+                    "label_sv": f"{sv} ({comp.label_sv})",
+                    "label_en": f"{en} ({comp.label_en})",
+                    "note_sv": "",
+                    "note_en": "",
+                    "years": "",
+                    "lss": "",
+                    "values": {},
+                    "type": "date" if var.endswith("date") else "string",
+                    "unit": "",
+                }
+    return {
+        "name": name,
+        "label_sv": name,
+        "label_en": name,
+        "note_sv": "",
+        "note_en": "",
+        "years": "",
+        "lss": "",
+        "values": {},
+        "type": "string",
+        "unit": "",
+    }
+
+
+def codebook_markdown(columns: list[str], meta: dict[str, Any]) -> str:
+    """Codebook in Swedish and English (Markdown)."""
+    recodings = {r.get("variable"): r for r in meta.get("recodings", []) if isinstance(r, dict)}
+    suppressed = meta.get("suppressed_share", {}) or {}
+    lines = ["# Kodbok / Codebook", "", f"Beställning / Order: {meta.get('order_id', '')}", ""]
+    for name in columns:
+        d = describe(name)
+        lines += [f"## `{name}`", "", f"- **Sv:** {d['label_sv']}", f"- **En:** {d['label_en']}"]
+        if d["lss"]:
+            lines.append(f"- LSS: {d['lss']}")
+        if d["years"]:
+            lines.append(f"- År / Years: {d['years']}")
+        if d["note_sv"]:
+            lines.append(f"- Not: {d['note_sv']}")
+        if d["note_en"]:
+            lines.append(f"- Note: {d['note_en']}")
+        if d["values"]:
+            lines.append("- Värden / Values:")
+            lines += [f"  - `{k}`: {v['sv']} / {v['en']}" for k, v in d["values"].items()]
+        if name in recodings:
+            r = recodings[name]
+            lines.append(f"- Grovindelad / Coarsened: {r.get('description', '')}")
+        if suppressed.get(name):
+            lines.append(f"- Undertryckta värden / Suppressed values: {suppressed[name]:.2%} (tomt / empty)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def table_schema(columns: list[str], dtypes: dict[str, str]) -> dict[str, Any]:
+    """Frictionless Table Schema (v2 style, with categories for value labels)."""
+    fields = []
+    for name in columns:
+        d = describe(name)
+        typ = dtypes.get(name, d["type"])
+        f: dict[str, Any] = {"name": name, "type": typ, "title": d["label_en"], "description": d["note_en"]}
+        if d["values"]:
+            f["categories"] = [{"value": k, "label": v["en"]} for k, v in d["values"].items()]
+        fields.append(f)
+    return {"fields": fields, "missingValues": [""]}

@@ -1,0 +1,228 @@
+"""Delivery packages: the approved candidate, documented, written atomically.
+
+A package is built in a temporary directory next to the target and renamed into place in one
+step, so a failure half-way leaves no package. Every file is written deterministically (fixed
+Stata time stamp, sorted JSON, no wall-clock time in any file), so the same candidate gives a
+byte-identical package.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lsssdc.errors import InputDataError, Problem
+from lsssdc.register import variables as V
+from lsssdc.release import codebook
+from lsssdc.release.candidate import Candidate, sha256_file
+
+DATA = "data"
+
+
+def _stata_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[int, str]], dict[str, str]]:
+    """Stata needs numbers for value labels and names of at most 32 characters."""
+    out = pd.DataFrame(index=df.index)
+    value_labels: dict[str, dict[int, str]] = {}
+    var_labels: dict[str, str] = {}
+    for col in df.columns:
+        d = codebook.describe(col)
+        name = col[:32]
+        s = df[col]
+        numeric_codes = d["values"] and all(k.isdigit() for k in d["values"])
+        if numeric_codes and not pd.api.types.is_numeric_dtype(s):
+            out[name] = pd.to_numeric(s.astype("string"), errors="coerce").astype("Int16")
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out[name] = s.dt.strftime("%Y-%m-%d").astype(object).where(s.notna(), "")
+        elif pd.api.types.is_numeric_dtype(s):
+            out[name] = s
+        else:
+            out[name] = s.astype("string").fillna("").astype(object)
+        if numeric_codes:
+            value_labels[name] = {int(k): v["sv"][:32000] for k, v in d["values"].items()}
+        var_labels[name] = d["label_sv"][:80]
+    return out, value_labels, var_labels
+
+
+def _write_stata(df: pd.DataFrame, path: Path, stamp: dt.datetime, label: str) -> None:
+    frame, value_labels, var_labels = _stata_frame(df)
+    frame.to_stata(
+        path,
+        write_index=False,
+        version=118,
+        time_stamp=stamp,
+        data_label=label[:80],
+        variable_labels=var_labels,
+        value_labels=value_labels or None,
+    )
+
+
+def _write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = []
+    for f in table.schema:
+        d = codebook.describe(f.name)
+        fields.append(
+            f.with_metadata({b"label_sv": d["label_sv"].encode(), b"label_en": d["label_en"].encode()})
+        )
+    schema = pa.schema(fields, metadata={b"lsssdc": json.dumps(meta, sort_keys=True).encode()})
+    pq.write_table(table.cast(schema), path, compression="zstd")
+
+
+def _readme(meta: dict[str, Any], columns: list[str]) -> str:
+    years = meta.get("years", [])
+    dates = ", ".join(f"{y}: {V.measurement_date(y).isoformat()}" for y in years)
+    breaks = [
+        f"- `{v.name}`: {v.note_en}"
+        for v in V.CATALOGUE
+        if v.name in columns and (v.gap or v.first_year > V.FIRST_YEAR or v.last_year < V.LAST_YEAR)
+    ]
+    rec = [f"- `{r.get('variable')}`: {r.get('description', '')}" for r in meta.get("recodings", [])]
+    sup = meta.get("suppressed_share", {}) or {}
+    sup_lines = [f"- `{k}`: {v:.2%} of values suppressed (left empty)" for k, v in sorted(sup.items()) if v]
+    links = [
+        f"- {link['register']}: {', '.join(link['variables'])}"
+        for link in meta.get("linkage", {}).get("registers", [])
+    ]
+    parts = [
+        f"# Delivery {meta.get('order_id', '')}",
+        "",
+        f"Project: {meta.get('project_id', '')}. Diarienummer: {meta.get('diarienummer', '')}.",
+        "",
+        "## Source",
+        "Socialstyrelsen's register of insatser under LSS (lagen (1993:387) om stöd och service till vissa "
+        "funktionshindrade): one row per person, reporting kommun and year, for insatser that were decided, "
+        "implemented and ongoing on the measurement date. Persons with only assistansersättning from "
+        "Försäkringskassan, and the insats råd och stöd, are not in the register.",
+        "",
+        f"Measurement dates: {dates}.",
+        "",
+        "## Historical breaks",
+        "- Measurement date 1 June 1999-2000, 1 September 2001-2002, 1 October from 2003.",
+        *(breaks or ["- None of the delivered variables has a break in the delivered years."]),
+        "",
+        "## Pseudonyms",
+        "Persons appear as a pseudonym made with a secret key held by the agency and specific to this "
+        "project: the same person has the same pseudonym in every delivery to this project, and a different "
+        "one in any other project. It cannot be reversed without the key. Personnummer are never delivered.",
+        "",
+        "## What was coarsened or suppressed",
+        *(rec or ["- Nothing was coarsened."]),
+        *(sup_lines or ["- No values were suppressed."]),
+        "",
+        "## Linked registers",
+        *(links or ["- None."]),
+        "",
+        "## Files",
+        "- `data.csv`, `data.parquet`, `data.dta`: the same data in three formats (Stata 14+ with labels).",
+        "- `codebook.md` (Swedish and English) and `datapackage.json` (machine-readable).",
+        "- `policy.yaml`, `order.yaml`: the rules and the request this delivery was made under.",
+        "- `MANIFEST.sha256`: SHA-256 of every file; check with `sha256sum -c MANIFEST.sha256`.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
+    """Write the package for ``candidate`` to ``target`` atomically; return file -> sha256."""
+    target = Path(target)
+    if target.exists():
+        raise InputDataError(
+            Problem(
+                "target_exists",
+                "the delivery directory already exists",
+                file=str(target),
+                hint="deliver to a new directory",
+            )
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = candidate.path
+    meta = json.loads((src / "metadata.json").read_text(encoding="utf-8"))
+    df = pd.read_parquet(src / "data.parquet")
+    columns = list(df.columns)
+    last_year = max(meta.get("years") or [V.FIRST_YEAR])
+    stamp = dt.datetime.combine(V.measurement_date(last_year), dt.time())
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    try:
+        df.to_csv(tmp / "data.csv", index=False, lineterminator="\n", date_format="%Y-%m-%d")
+        _write_parquet(
+            df,
+            tmp / "data.parquet",
+            {"order_id": meta.get("order_id"), "content_hash": candidate.content_hash},
+        )
+        _write_stata(df, tmp / "data.dta", stamp, f"LSS {meta.get('order_id', '')}")
+        (tmp / "codebook.md").write_text(codebook.codebook_markdown(columns, meta), encoding="utf-8")
+        (tmp / "README.md").write_text(_readme(meta, columns), encoding="utf-8")
+        shutil.copyfile(src / "policy.yaml", tmp / "policy.yaml")
+        shutil.copyfile(src / "order.yaml", tmp / "order.yaml")
+        dtypes = {
+            c: (
+                "integer"
+                if pd.api.types.is_integer_dtype(df[c])
+                else "number"
+                if pd.api.types.is_float_dtype(df[c])
+                else "date"
+                if pd.api.types.is_datetime64_any_dtype(df[c])
+                else "string"
+            )
+            for c in columns
+        }
+        resources = []
+        for name, fmt, media in (
+            ("data.csv", "csv", "text/csv"),
+            ("data.parquet", "parquet", "application/vnd.apache.parquet"),
+        ):
+            resources.append(
+                {
+                    "name": name.replace(".", "-"),
+                    "path": name,
+                    "format": fmt,
+                    "mediatype": media,
+                    "encoding": "utf-8" if fmt == "csv" else None,
+                    "bytes": (tmp / name).stat().st_size,
+                    "hash": "sha256:" + sha256_file(tmp / name),
+                    "schema": codebook.table_schema(columns, dtypes),
+                }
+            )
+        package = {
+            "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
+            "name": meta.get("order_id", "delivery").lower(),
+            "title": f"LSS register extract {meta.get('order_id', '')}",
+            "description": "Pseudonymised extract from Socialstyrelsen's LSS register.",
+            "version": "1.0.0",
+            "resources": [{k: v for k, v in r.items() if v is not None} for r in resources],
+            "lsssdc": {
+                "content_hash": candidate.content_hash,
+                "order_id": meta.get("order_id"),
+                "project_id": meta.get("project_id"),
+            },
+        }
+        (tmp / "datapackage.json").write_text(
+            json.dumps(package, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        (tmp / "MANIFEST.sha256").write_text(
+            "".join(f"{h}  {n}\n" for n, h in sorted(files.items())), encoding="utf-8"
+        )
+        for p in tmp.iterdir():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files["MANIFEST.sha256"] = sha256_file(target / "MANIFEST.sha256")
+    return files
+
+
+def manifest_hash(files: dict[str, str]) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,435 @@
+"""prepare: from an order and a policy to a sealed candidate with its reviewer report.
+
+Every step is a function from a frame (plus the policy) to a frame and a small record; this
+module calls them in the order of ARCHITECTURE.md, collects the records into the report, and
+lets one gate decide. A candidate that fails the gate is still written (report only, no data)
+so the reviewer sees why; every prepare, refused or not, appends one ledger entry.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import lsssdc
+from lsssdc import coarsen as C
+from lsssdc import linkage
+from lsssdc.audit import person_index as pindex
+from lsssdc.disclosure import risk as R
+from lsssdc.disclosure import suppress as S
+from lsssdc.errors import DisclosureRefused, LsssdcError
+from lsssdc.identity import pseudonym as pseudo
+from lsssdc.policy import Order, Policy, check_order
+from lsssdc.register import variables as V
+from lsssdc.release import candidate as cand
+from lsssdc.release import report as rep
+from lsssdc.release.extract import select
+
+#: Column names after coarsening, by source variable and level.
+_KOMMUN_LEVEL_NAMES = {
+    "kommun": None,
+    "kommungrupp": "kommungrupp",
+    "huvudgrupp": "huvudgrupp",
+    "lan": "lan",
+    "riket": "riket",
+}
+_HIST_BINS = [
+    (1, 1, "1"),
+    (2, 2, "2"),
+    (3, 4, "3-4"),
+    (5, 9, "5-9"),
+    (10, 19, "10-19"),
+    (20, 49, "20-49"),
+    (50, 99, "50-99"),
+    (100, None, "100+"),
+]
+
+
+@dataclass
+class Check:
+    """One condition the gate looks at."""
+
+    name: str
+    ok: bool
+    reason: str
+
+
+@dataclass
+class Verdict:
+    decision: str  # "releasable" or "refused"
+    reasons: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "reasons": list(self.reasons),
+            "checks": [c.__dict__ for c in self.checks],
+        }
+
+
+def gate(checks: list[Check]) -> Verdict:
+    """The one place that says yes: releasable only when there are checks and every one holds."""
+    failed = [c for c in checks if not c.ok]
+    if not checks or failed:
+        reasons = [c.reason for c in failed] or ["nothing was checked"]
+        return Verdict("refused", reasons, checks)
+    return Verdict("releasable", [], checks)
+
+
+@dataclass
+class Input:
+    """A file that went into a release: name, SHA-256, rows (for the report and the ledger)."""
+
+    name: str
+    hash: str
+    rows: int
+
+
+# --------------------------------------------------------------------------------------------
+# coarsening according to the policy
+
+
+def coarsen_extract(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Apply the policy's hierarchies; return the frame and one record per recoding."""
+    out = df.copy()
+    records: list[dict[str, Any]] = []
+    h = policy.hierarchies
+
+    def put(old: str, new: str, recoded: C.Recoded, description: str) -> None:
+        nonlocal out
+        pos = list(out.columns).index(old)
+        values = recoded.values.astype("string[pyarrow]")
+        out = out.drop(columns=[old])
+        out.insert(pos, new, values.to_numpy())
+        out[new] = out[new].astype("string[pyarrow]")
+        d = recoded.record.to_dict()
+        d.pop("mapping", None)
+        records.append({**d, "variable": new, "source": old, "description": description})
+
+    if h.age is not None and "age" in out.columns:
+        bands = C.AgeBands(h.age.cuts, open_top=h.age.open_top)
+        put(
+            "age",
+            "age_band",
+            C.band_ages(out["age"], bands, variable="age_band"),
+            "age at the measurement date in bands " + ", ".join(bands.labels),
+        )
+    for col in V.KOMMUN_COLUMNS:
+        spec = getattr(h, col, None)
+        if spec is None or col not in out.columns:
+            continue
+        name = col
+        if spec.merge_below:
+            rule = C.MergeSmallKommuner(spec.merge_below)
+            rec = C.merge_small_kommuner(out[col], rule, variable=col)
+            if spec.level == "kommun":
+                put(
+                    col,
+                    col,
+                    rec,
+                    f"kommuner with fewer than {spec.merge_below} inhabitants merged into the rest "
+                    "of their län (code <län>R)",
+                )
+                continue
+        if spec.level != "kommun":
+            level_name = _KOMMUN_LEVEL_NAMES[spec.level]
+            name = level_name if col == "kommun" else f"{col}_{level_name}"
+            put(
+                col,
+                name,
+                C.recode_kommun(out[col], spec.level, variable=name),
+                f"{col} coarsened to {spec.level}",
+            )
+    for amount in V.AMOUNTS:
+        spec = getattr(h, amount, None)
+        if spec is None or amount not in out.columns:
+            continue
+        top = C.TopCode(limit=spec.top_code, bands=spec.bands)
+        put(
+            amount,
+            amount,
+            C.top_code(out[amount], top, variable=amount),
+            f"top-coded at {spec.top_code:g}"
+            + (f", in bands from {', '.join(f'{b:g}' for b in spec.bands)}" if spec.bands else ""),
+        )
+    return out, records
+
+
+def _coarse_name(var: str, columns: list[str]) -> str | None:
+    for cand_name in (
+        var,
+        {"age": "age_band", "kommun": "lan"}.get(var, ""),
+        "kommungrupp" if var == "kommun" else "",
+        "huvudgrupp" if var == "kommun" else "",
+        "riket" if var == "kommun" else "",
+    ):
+        if cand_name and cand_name in columns:
+            return cand_name
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# disclosure control on persons, not rows
+
+
+def _histograms(sizes: np.ndarray) -> dict[str, dict[str, int]]:
+    hist = {}
+    for lo, hi, label in _HIST_BINS:
+        m = sizes >= lo if hi is None else (sizes >= lo) & (sizes <= hi)
+        hist[label] = int(m.sum())
+    risk = {}
+    for lo, hi, label in (
+        ((0.5, 1.0, "1")),
+        (0.2, 0.5, "0.2-0.5"),
+        (0.1, 0.2, "0.1-0.2"),
+        (0.05, 0.1, "0.05-0.1"),
+        (0.0, 0.05, "<0.05"),
+    ):
+        r = 1.0 / np.maximum(sizes, 1)
+        risk[label] = int(((r > lo) & (r <= hi)).sum()) if label != "1" else int((r == 1.0).sum())
+    return {"class_size_histogram": hist, "risk_histogram": risk}
+
+
+def _risk_summary(report: R.RiskReport) -> dict[str, Any]:
+    d = report.to_dict()
+    d["min_class_size"] = d["k"]
+    d.update(_histograms(report.class_size))
+    return d
+
+
+def control(
+    df: pd.DataFrame, policy: Policy, person: str
+) -> tuple[pd.DataFrame, dict[str, Any], list[Check]]:
+    """Measure and treat the extract on the policy's quasi-identifiers, counting persons.
+
+    A person can have several rows (years, two kommuner); classes are counted on distinct
+    (person, quasi-identifier values), with the year a quasi-identifier when there are several.
+    """
+    cols = list(df.columns)
+    qis = [q for q in (_coarse_name(v, cols) for v in policy.quasi_identifiers) if q]
+    if "year" in cols and df["year"].nunique() > 1:
+        qis = ["year", *qis]
+    sens = [s for s in policy.sensitive if s in cols]
+    t = policy.thresholds
+    l_needed = t.l if t.l > 1 and sens else None
+    criteria = R.Criteria(
+        k=t.k,
+        l_diversity=l_needed,
+        sensitive=sens if l_needed else (),
+        max_suppressed_share=t.max_suppressed_share,
+    )
+    if not qis:
+        return df, {"quasi_identifiers": []}, [Check("k", True, "no quasi-identifier is delivered")]
+    key_cols = [person, *qis]
+    group = df.groupby(key_cols, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(df))).groupby(group).first().to_numpy()
+    units = df.iloc[first][[*qis, *criteria.sensitive]].reset_index(drop=True)
+    for q in qis:
+        units[q] = units[q].astype("string[pyarrow]")
+    before = R.measure(units, qis, criteria)
+    facts: dict[str, Any] = {
+        "quasi_identifiers": qis,
+        "unit": "distinct persons per class",
+        "before": _risk_summary(before),
+    }
+    order = [q for q in reversed(qis) if q != "year"] + (["year"] if "year" in qis else [])
+    try:
+        treated, srep = S.suppress_locally(units, qis, criteria, order=order)
+    except DisclosureRefused as exc:
+        best = getattr(exc, "report", None)
+        if best is not None and hasattr(best, "to_dict"):
+            facts["suppression"] = best.to_dict()
+        reasons = [p.message for p in exc.problems]
+        return df, facts, [Check("disclosure", False, "; ".join(reasons) or "the policy cannot be met")]
+    after = srep.after
+    facts["after"] = _risk_summary(after)
+    facts["suppression"] = {
+        "per_variable": {
+            q: {
+                "count": int(srep.suppressed_values.get(q, 0)),
+                "share": round(srep.suppressed_share.get(q, 0.0), 6),
+            }
+            for q in qis
+        },
+        "records": int(srep.records_suppressed),
+        "record_share": round(srep.records_suppressed_share, 6),
+        "rounds": srep.rounds,
+        "information_loss": None,
+    }
+    out = df.copy()
+    for q in qis:
+        out[q] = treated[q].to_numpy()[group]
+        out[q] = out[q].astype("string[pyarrow]") if q != "year" else out[q]
+    checks = [
+        Check("k", after.k >= t.k, f"the smallest class has {after.k} persons; the policy asks for {t.k}"),
+        Check(
+            "suppression",
+            srep.records_suppressed_share <= t.max_suppressed_share,
+            f"{srep.records_suppressed_share:.2%} of records have a suppressed value; the policy allows "
+            f"{t.max_suppressed_share:.2%}",
+        ),
+    ]
+    if l_needed:
+        worst = min(after.l_distinct.values()) if after.l_distinct else 0
+        checks.append(Check("l", worst >= t.l, f"l-diversity is {worst}; the policy asks for {t.l}"))
+    return out, facts, checks
+
+
+# --------------------------------------------------------------------------------------------
+# prepare
+
+
+def _plain(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def prepare(
+    policy: Policy,
+    order: Order,
+    register: pd.DataFrame,
+    *,
+    keystore: Any,
+    work_dir: str | Path,
+    inputs: list[Input],
+    registers: dict[str, pd.DataFrame] | None = None,
+    changes: pd.DataFrame | None = None,
+    ledger: Any = None,
+    actor: str = "ordering-service",
+    policy_path: str | Path | None = None,
+    order_path: str | Path | None = None,
+) -> cand.Candidate:
+    """Run the release flow for a microdata order; write and seal the candidate in ``work_dir``."""
+    directory = Path(work_dir) / order.order_id
+    report: dict[str, Any] = {
+        "version": lsssdc.__version__,
+        "order": _plain(order.model_dump(by_alias=True)) | {"hash": order.hash},
+        "policy": _plain(policy.model_dump(by_alias=True)) | {"hash": policy.hash},
+        "inputs": [i.__dict__ for i in inputs],
+    }
+    checks: list[Check] = []
+    data = None
+    person_idx = None
+    try:
+        check_order(order, policy)
+        extract, selection = select(register, order)
+        report["selection"] = selection.to_dict()
+        if order.linkages:
+            extract, link_report = linkage.link(extract, registers or {}, order, policy, changes)
+            report["linkage"] = link_report.to_dict()
+        person_idx = pindex.build(extract["personnummer"], keystore.audit_index_key())
+        key = keystore.pseudonym_key(order.project_id, create=True)
+        extract, pseudo_report = pseudo.pseudonymise_frame(
+            extract, "personnummer", key, out_column=policy.pseudonymisation.column
+        )
+        report["pseudonymisation"] = pseudo_report.to_dict()
+        coarse, recodings = coarsen_extract(extract, policy)
+        report["recodings"] = recodings
+        treated, risk_facts, risk_checks = control(coarse, policy, policy.pseudonymisation.column)
+        report["risk"] = risk_facts
+        report["suppression"] = risk_facts.get("suppression") if "after" in risk_facts else None
+        checks += risk_checks
+        leaked = [i for i in policy.identifiers if i in treated.columns]
+        checks.append(
+            Check(
+                "identifiers",
+                not leaked,
+                ("a direct identifier is still in the data: " + ", ".join(leaked))
+                if leaked
+                else "direct identifiers removed",
+            )
+        )
+        data = treated
+    except DisclosureRefused as exc:
+        checks.append(Check("disclosure", False, "; ".join(p.message for p in exc.problems)))
+    except LsssdcError as exc:
+        checks.append(Check("input", False, "; ".join(p.render() for p in exc.problems)))
+        report["error"] = exc.to_dict()
+    verdict = gate(checks)
+    report["verdict"] = verdict.to_dict()
+    report["delivered_variables"] = list(data.columns) if data is not None else []
+    report.setdefault(
+        "selection",
+        {"population_rule": "", "persons": 0, "rows": 0, "register_rows": len(register), "rows_by_year": {}},
+    )
+    report.setdefault("recodings", [])
+    report.setdefault("risk", None)
+    report.setdefault("suppression", None)
+    report.setdefault("linkage", None)
+    report.setdefault("tables", None)
+
+    if directory.exists():
+        shutil.rmtree(directory)
+    tmp = directory.with_name(f".{directory.name}.part")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    releasable = verdict.decision == "releasable"
+    if releasable and data is not None:
+        data.to_parquet(tmp / "data.parquet", index=False)
+        (tmp / "person_index.bin").write_bytes(person_idx.tags)
+    meta = {
+        "order_id": order.order_id,
+        "project_id": order.project_id,
+        "diarienummer": order.diarienummer,
+        "years": sorted(set(order.years)),
+        "recodings": report["recodings"],
+        "suppressed_share": {
+            k: v["share"] for k, v in (report["suppression"] or {}).get("per_variable", {}).items()
+        },
+        "linkage": report["linkage"] or {},
+        "columns": report["delivered_variables"],
+        "person_index": person_idx.summary() if (releasable and person_idx) else None,
+    }
+    cand.write_json(tmp / "metadata.json", meta)
+    cand.write_json(tmp / "report.json", report)
+    (tmp / "report.html").write_text(rep.render_html(report), encoding="utf-8")
+    if policy_path:
+        shutil.copyfile(policy_path, tmp / "policy.yaml")
+    if order_path:
+        shutil.copyfile(order_path, tmp / "order.yaml")
+    sealed = cand.seal(
+        tmp,
+        {
+            "order_id": order.order_id,
+            "project_id": order.project_id,
+            "verdict": verdict.decision,
+            "policy_hash": policy.hash,
+            "order_hash": order.hash,
+            "inputs": [i.__dict__ for i in inputs],
+        },
+    )
+    tmp.rename(directory)
+    sealed = cand.load(directory)
+    if ledger is not None:
+        payload = {
+            "order_id": order.order_id,
+            "project_id": order.project_id,
+            "diarienummer": order.diarienummer,
+            "policy": policy.name,
+            "policy_hash": policy.hash,
+            "order_hash": order.hash,
+            "inputs": [i.__dict__ for i in inputs],
+            "content_hash": sealed.content_hash,
+            "verdict": verdict.decision,
+            "reasons": verdict.reasons,
+            "risk": _risk_payload(report["risk"]),
+        }
+        ledger.append(
+            "prepare" if releasable else "refuse", actor, payload, signer=keystore.get_signing_key(actor)
+        )
+    return sealed
+
+
+def _risk_payload(risk: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The risk figures the ledger keeps: k, records below k, uniques, expected re-identifications."""
+    if not risk:
+        return None
+    keep = ("k", "records_below_k", "sample_uniques", "expected_reidentifications")
+    return {when: {f: risk[when].get(f) for f in keep} for when in ("before", "after") if risk.get(when)}
