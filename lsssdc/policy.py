@@ -46,7 +46,8 @@ EXTRA_VARIABLES = ("sex", "age", "birth_year", "age_band", "lan", "kommungrupp",
 
 
 def known_variables() -> set[str]:
-    return set(V.BY_NAME) | set(EXTRA_VARIABLES)
+    linked = {v for c in COMPANIONS.values() for v in c.variables if v not in V.BY_NAME}
+    return set(V.BY_NAME) | set(EXTRA_VARIABLES) | linked
 
 
 class _Model(BaseModel):
@@ -111,6 +112,12 @@ class AmountHierarchy(_Model):
     bands: list[Annotated[float, Field(ge=0)]] | None = None
 
 
+class DateHierarchy(_Model):
+    """A date delivered at a coarser precision (an exact date of death identifies)."""
+
+    precision: Literal["day", "month", "year"] = "month"
+
+
 class Hierarchies(_Model):
     age: AgeHierarchy | None = None
     kommun: KommunHierarchy | None = None
@@ -120,6 +127,7 @@ class Hierarchies(_Model):
     hours_ledsagarservice: AmountHierarchy | None = None
     hours_avlosarservice: AmountHierarchy | None = None
     days_korttidsvistelse: AmountHierarchy | None = None
+    death_date: DateHierarchy | None = None
 
 
 class Dominance(_Model):
@@ -168,6 +176,8 @@ class Policy(_Document):
     pseudonymisation: Pseudonymisation = Pseudonymisation()
     allowed_variables: Annotated[list[StrictStr], Field(min_length=1)]
     quasi_identifiers: list[StrictStr] = []
+    #: quasi-identifiers in the order their values are suppressed (first = first suppressed)
+    suppression_order: list[StrictStr] = []
     sensitive: list[StrictStr] = []
     hierarchies: Hierarchies = Hierarchies()
     thresholds: Thresholds = Thresholds()
@@ -396,6 +406,16 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     )
     lines, source = policy._lines, policy._source
     allowed = set(policy.allowed_variables)
+    for i, n in enumerate(policy.suppression_order):
+        if n not in policy.quasi_identifiers:
+            problems.append(
+                Problem(
+                    "not_allowed",
+                    f"suppression_order names '{n}', which is not a quasi-identifier",
+                    file=source,
+                    line=_line_for(("suppression_order", i), lines),
+                )
+            )
     for field in ("quasi_identifiers", "sensitive"):
         for i, n in enumerate(getattr(policy, field)):
             if n not in allowed and n in known_variables():

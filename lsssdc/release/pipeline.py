@@ -39,6 +39,8 @@ _KOMMUN_LEVEL_NAMES = {
     "lan": "lan",
     "riket": "riket",
 }
+#: Stands for a genuine missing value (e.g. no date of death) while risk is measured.
+NONE = "\u2205"
 _HIST_BINS = [
     (1, 1, "1"),
     (2, 2, "2"),
@@ -159,6 +161,20 @@ def coarsen_extract(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, lis
             f"top-coded at {spec.top_code:g}"
             + (f", in bands from {', '.join(f'{b:g}' for b in spec.bands)}" if spec.bands else ""),
         )
+    if h.death_date is not None and "death_date" in out.columns and h.death_date.precision != "day":
+        fmt = {"month": "%Y-%m", "year": "%Y"}[h.death_date.precision]
+        d = pd.to_datetime(out["death_date"])
+        out["death_date"] = d.dt.strftime(fmt).astype("string[pyarrow]")
+        records.append(
+            {
+                "variable": "death_date",
+                "source": "death_date",
+                "operation": "date_precision",
+                "from_level": "day",
+                "to_level": h.death_date.precision,
+                "description": f"date of death given to the {h.death_date.precision}",
+            }
+        )
     return out, records
 
 
@@ -204,6 +220,21 @@ def _risk_summary(report: R.RiskReport) -> dict[str, Any]:
     return d
 
 
+def suppression_order(qis: list[str], policy: Policy) -> list[str]:
+    """Quasi-identifiers from first suppressed to last: the policy's suppression_order, else the
+    quasi-identifiers in reverse; the year is suppressed last."""
+    names = {q: _coarse_name(q, qis) for q in policy.suppression_order}
+    first = [names[q] for q in policy.suppression_order if names.get(q)]
+    rest = [q for q in reversed(qis) if q not in first and q != "year"]
+    return [*first, *rest, *(["year"] if "year" in qis else [])]
+
+
+def _strict_sizes(units: pd.DataFrame, qis: list[str]) -> np.ndarray:
+    """Class size per record when a suppressed (missing) value is a value of its own."""
+    g = units.groupby(qis, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    return np.bincount(g)[g]
+
+
 def control(
     df: pd.DataFrame, policy: Policy, person: str
 ) -> tuple[pd.DataFrame, dict[str, Any], list[Check]]:
@@ -232,14 +263,16 @@ def control(
     first = pd.Series(np.arange(len(df))).groupby(group).first().to_numpy()
     units = df.iloc[first][[*qis, *criteria.sensitive]].reset_index(drop=True)
     for q in qis:
-        units[q] = units[q].astype("string[pyarrow]")
+        # a missing value here is a value (alive, not collected that year), not a suppression:
+        # it must not match everything, so it becomes a category of its own while measuring
+        units[q] = units[q].astype("string[pyarrow]").fillna(NONE)
     before = R.measure(units, qis, criteria)
     facts: dict[str, Any] = {
         "quasi_identifiers": qis,
         "unit": "distinct persons per class",
         "before": _risk_summary(before),
     }
-    order = [q for q in reversed(qis) if q != "year"] + (["year"] if "year" in qis else [])
+    order = suppression_order(qis, policy)
     try:
         treated, srep = S.suppress_locally(units, qis, criteria, order=order)
     except DisclosureRefused as exc:
@@ -248,31 +281,39 @@ def control(
             facts["suppression"] = best.to_dict()
         reasons = [p.message for p in exc.problems]
         return df, facts, [Check("disclosure", False, "; ".join(reasons) or "the policy cannot be met")]
-    after = srep.after
+    after = R.measure(treated, qis, criteria)
     facts["after"] = _risk_summary(after)
+    # for information: k when a suppressed value is read as a value of its own
+    facts["after"]["k_missing_as_value"] = int(_strict_sizes(treated, qis).min()) if len(treated) else 0
+    n_units = max(len(units), 1)
+    suppressed = {q: int((treated[q].isna() & units[q].notna()).sum()) for q in qis}
+    records = int(
+        np.logical_or.reduce([(treated[q].isna() & units[q].notna()).to_numpy() for q in qis]).sum()
+    )
     facts["suppression"] = {
         "per_variable": {
-            q: {
-                "count": int(srep.suppressed_values.get(q, 0)),
-                "share": round(srep.suppressed_share.get(q, 0.0), 6),
-            }
-            for q in qis
+            q: {"count": suppressed[q], "share": round(suppressed[q] / n_units, 6)} for q in qis
         },
-        "records": int(srep.records_suppressed),
-        "record_share": round(srep.records_suppressed_share, 6),
+        "records": records,
+        "record_share": round(records / n_units, 6),
         "rounds": srep.rounds,
-        "information_loss": None,
+        "order": order,
+        "information_loss": round(sum(suppressed.values()) / (n_units * len(qis)), 6),
+        "information_loss_measure": "share of quasi-identifier values suppressed",
     }
     out = df.copy()
     for q in qis:
-        out[q] = treated[q].to_numpy()[group]
-        out[q] = out[q].astype("string[pyarrow]") if q != "year" else out[q]
+        gone = (treated[q].isna() & units[q].notna()).to_numpy()[group]
+        if q == "year":  # kept as numbers; suppressed only if nothing else helped
+            out[q] = out[q].astype("Int16").mask(gone)
+            continue
+        out[q] = out[q].astype("string[pyarrow]").mask(gone)
     checks = [
         Check("k", after.k >= t.k, f"the smallest class has {after.k} persons; the policy asks for {t.k}"),
         Check(
             "suppression",
-            srep.records_suppressed_share <= t.max_suppressed_share,
-            f"{srep.records_suppressed_share:.2%} of records have a suppressed value; the policy allows "
+            records / n_units <= t.max_suppressed_share,
+            f"{records / n_units:.2%} of records have a suppressed value; the policy allows "
             f"{t.max_suppressed_share:.2%}",
         ),
     ]

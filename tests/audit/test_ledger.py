@@ -1,0 +1,522 @@
+"""The ledger: appends, signatures, checkpoints, and every kind of tampering done on the file itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lsssdc import refdata
+from lsssdc.audit import merkle
+from lsssdc.audit.ledger import Checkpoint, Ledger, find_personnummer, public_bytes
+from lsssdc.errors import InputDataError, KeyStoreError, LedgerIntegrityError
+
+ORIGIN = "lsssdc-ledger/test"
+
+
+def _key(seed: int) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"test key %d" % seed).digest())
+
+
+ALICE, BOB, MALLORY = _key(1), _key(2), _key(3)
+TRUSTED = {"alice": ALICE.public_key(), "bob": BOB.public_key()}
+
+
+def make_clock() -> Callable[[], dt.datetime]:
+    ticks = itertools.count()
+    start = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
+    return lambda: start + dt.timedelta(seconds=next(ticks))
+
+
+def build(path: Path, n: int = 10, **kwargs) -> Ledger:
+    ledger = Ledger.open(path, signer=ALICE, actor_keys=TRUSTED, clock=make_clock(), origin=ORIGIN, **kwargs)
+    for i in range(1, n + 1):
+        actor, key = ("alice", ALICE) if i % 2 else ("bob", BOB)
+        ledger.append(
+            "prepare" if i % 3 else "approve",
+            actor,
+            {"order": f"O-{i:03d}", "policy_sha256": hashlib.sha256(b"p").hexdigest(), "risk": 0.01 * i},
+            signer=key,
+        )
+    return ledger
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.sqlite"
+
+
+@pytest.fixture
+def ledger(path: Path) -> Ledger:
+    led = build(path)
+    yield led
+    led.close()
+
+
+def tamper(path: Path, *statements: str, params: tuple = ()) -> None:
+    """What an attacker with write access to the file does: drop the guards, change rows."""
+    db = sqlite3.connect(path)
+    for table in ("entries", "checkpoints", "person_index"):
+        for op in ("update", "delete"):
+            db.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
+    for statement in statements:
+        db.execute(statement, params if "?" in statement else ())
+    db.commit()
+    db.close()
+
+
+def reopen(path: Path, **kwargs) -> Ledger:
+    return Ledger.open(path, actor_keys=kwargs.pop("actor_keys", TRUSTED), create=False, **kwargs)
+
+
+def codes(report) -> set[str]:
+    return {p.code for p in report.problems}
+
+
+# --- appending --------------------------------------------------------------------------------
+
+
+def test_clean_ledger_verifies(ledger: Ledger) -> None:
+    report = ledger.verify()
+    assert report.ok, report.to_dict()
+    assert report.size == 10 and report.first_divergent is None
+    assert report.root == ledger.root().hex()
+    report.raise_for_problems()
+
+
+def test_entries_chain_hash_and_sign_canonical_json(ledger: Ledger) -> None:
+    first, second = ledger.entry(1), ledger.entry(2)
+    assert first.prev == "0" * 64 and second.prev == first.hash
+    assert hashlib.sha256(second.body).hexdigest() == second.hash
+    body = {k: v for k, v in second.to_dict().items() if k not in ("hash", "signature")} | {"v": 1}
+    assert rfc8785.dumps(body) == second.body
+    BOB.public_key().verify(bytes.fromhex(second.signature), second.body)
+    assert second.time == "2024-05-01T08:00:01.000000Z"
+    assert [e.seq for e in ledger.entries("approve")] == [3, 6, 9]
+    assert ledger.head().seq == 10 and len(ledger) == 10
+
+
+def test_same_inputs_keys_and_clock_give_identical_entries(tmp_path: Path) -> None:
+    a, b = build(tmp_path / "a.sqlite"), build(tmp_path / "b.sqlite")
+    assert [e.hash for e in a.entries()] == [e.hash for e in b.entries()]
+    assert a.root() == b.root()
+
+
+def test_append_refuses_unknown_kind_bad_actor_and_unsigned(path: Path) -> None:
+    led = Ledger.open(path, clock=make_clock())
+    with pytest.raises(KeyStoreError):
+        led.append("prepare", "alice", {})
+    with pytest.raises(InputDataError, match="unknown ledger entry kind"):
+        led.append("delete_everything", "alice", {}, signer=ALICE)
+    with pytest.raises(InputDataError):
+        led.append("prepare", "", {}, signer=ALICE)
+    with pytest.raises(InputDataError):
+        led.append("prepare", "alice", {"x": float("nan")}, signer=ALICE)
+    with pytest.raises(InputDataError):
+        led.append("prepare", "alice", {"x": object()}, signer=ALICE)
+    assert len(led) == 0
+
+
+def test_append_refuses_a_key_that_is_not_the_actors(ledger: Ledger) -> None:
+    with pytest.raises(KeyStoreError, match="registered key"):
+        ledger.append("approve", "bob", {"x": 1}, signer=MALLORY)
+    with pytest.raises(KeyStoreError):
+        ledger.append("approve", "mallory", {"x": 1}, signer=MALLORY)
+    assert len(ledger) == 10
+
+
+def test_append_accepts_numpy_scalars(ledger: Ledger) -> None:
+    import numpy as np
+
+    entry = ledger.append("prepare", "alice", {"k": np.int64(5), "risk": np.float64(0.5)})
+    assert entry.payload == {"k": 5, "risk": 0.5}
+
+
+def test_append_is_all_or_nothing(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ledger.store, "set_meta", boom)
+    with pytest.raises(RuntimeError):
+        ledger.append("deliver", "alice", {"delivery": "D-1"})
+    monkeypatch.undo()
+    assert len(ledger) == 10
+    assert ledger.verify().ok
+    assert ledger.append("deliver", "alice", {"delivery": "D-1"}).seq == 11
+
+
+def test_extend_appends_in_one_transaction(ledger: Ledger) -> None:
+    entries = ledger.extend([("prepare", "alice", {"i": i}) for i in range(3)])
+    assert [e.seq for e in entries] == [11, 12, 13]
+    assert entries[1].prev == entries[0].hash
+    with pytest.raises(InputDataError):
+        ledger.extend([("prepare", "alice", {"i": 1}), ("bogus", "alice", {})])
+    assert len(ledger) == 13 and ledger.verify().ok
+
+
+def test_rows_cannot_be_updated_or_deleted_through_sql(path: Path, ledger: Ledger) -> None:
+    db = sqlite3.connect(path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE entries SET actor = 'x' WHERE seq = 1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM entries WHERE seq = 10")
+    db.close()
+
+
+def test_concurrent_writers_keep_one_chain(path: Path) -> None:
+    build(path, n=0).close()
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            led = Ledger.open(path, signer=ALICE)
+            for i in range(15):
+                led.append("prepare", "alice", {"writer": name, "i": i})
+            led.close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    led = reopen(path)
+    assert len(led) == 30 and led.verify().ok
+
+
+# --- no personnummer --------------------------------------------------------------------------
+
+
+PNR = list(refdata.test_personnummer().iloc[::97])
+
+
+@given(st.sampled_from(PNR), st.sampled_from(["{}", "order {} x", "{}.csv", "id:{}"]), st.integers(0, 2))
+def test_payloads_with_a_personnummer_are_refused(p12: str, template: str, form: int) -> None:
+    value = [p12, p12[2:], f"{p12[:8]}-{p12[8:]}"][form]
+    assert find_personnummer({"a": [{"b": template.format(value)}]}) == ["/a/0/b"]
+    assert find_personnummer({template.format(value): 1}) == ["/<key>"]
+    assert find_personnummer({"n": int(p12)}) == ["/n"]
+
+
+def test_hashes_sizes_and_dates_are_not_mistaken_for_personnummer() -> None:
+    payload = {
+        "sha256": "1234567890" * 6 + "abcd",
+        "files": {"data.parquet": {"bytes": 1234567890, "sha256": "f" + "0" * 63}},
+        "seed": 20240101,
+        "time": "2024-05-01T08:00:00Z",
+        "risk": 0.0123456789,
+        "rows": 2_000_000_000_000,
+    }
+    assert find_personnummer(payload) == []
+
+
+def test_append_refuses_a_personnummer_without_echoing_it(ledger: Ledger) -> None:
+    p = PNR[0]
+    with pytest.raises(InputDataError) as info:
+        ledger.append("prepare", "alice", {"note": f"person {p}"})
+    assert p not in str(info.value) and p[2:] not in str(info.value)
+    assert p not in json.dumps(info.value.to_dict())
+    with pytest.raises(InputDataError):
+        ledger.append("prepare", p, {})
+    assert len(ledger) == 10
+
+
+# --- checkpoints and receipts -----------------------------------------------------------------
+
+
+def test_checkpoint_is_signed_stored_and_exported(ledger: Ledger, tmp_path: Path) -> None:
+    cp = ledger.checkpoint()
+    assert (cp.origin, cp.size, cp.root) == (ORIGIN, 10, ledger.root())
+    assert cp.signature_ok() and cp.key == public_bytes(ALICE.public_key())
+    out = cp.write(tmp_path / "out" / "cp.json")
+    assert Checkpoint.read(out) == cp
+    assert ledger.checkpoints() == [cp]
+    assert ledger.checkpoint() == cp  # nothing new to sign
+    ledger.append("deliver", "alice", {"delivery": "D-1"})
+    report = ledger.verify([Checkpoint.read(out)])
+    assert report.ok and report.given_checkpoints == 1
+
+
+def test_append_with_checkpoint_signs_the_new_head(ledger: Ledger) -> None:
+    entry = ledger.append("approve", "bob", {"candidate": "c"}, signer=BOB, checkpoint=True)
+    cp = ledger.checkpoints()[-1]
+    assert cp.size == entry.seq and cp.root == ledger.root()
+    assert cp.key == public_bytes(ALICE.public_key())  # the ledger's signer signs heads
+
+
+def test_checkpoint_file_errors(tmp_path: Path, ledger: Ledger) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputDataError):
+        Checkpoint.read(bad)
+    bad.write_text(json.dumps({"type": "something else"}))
+    with pytest.raises(InputDataError):
+        Checkpoint.read(bad)
+
+
+def test_forged_foreign_and_untrusted_checkpoints_are_flagged(ledger: Ledger) -> None:
+    cp = ledger.checkpoint()
+    forged = Checkpoint(cp.origin, cp.size, b"\x00" * 32, cp.time, cp.key, cp.signature)
+    assert "checkpoint_signature" in codes(ledger.verify([forged]))
+    other = Checkpoint(
+        "lsssdc-ledger/other", 3, cp.root, cp.time, cp.key, ALICE.sign(b"lsssdc-ledger/other\n3\nx\n")
+    )
+    assert codes(ledger.verify([other])) & {"checkpoint_signature", "checkpoint_origin"}
+    note = b"%s\n10\n" % ORIGIN.encode()
+    import base64
+
+    note += base64.b64encode(cp.root) + b"\n"
+    by_mallory = Checkpoint(
+        ORIGIN, 10, cp.root, cp.time, public_bytes(MALLORY.public_key()), MALLORY.sign(note)
+    )
+    assert by_mallory.signature_ok()
+    assert "checkpoint_untrusted_key" in codes(ledger.verify([by_mallory]))
+
+
+def test_receipt_proves_inclusion(ledger: Ledger) -> None:
+    cp = ledger.checkpoint()
+    receipt = ledger.receipt(4, cp)
+    receipt.verify(ledger.entry(4).body)
+    assert receipt.to_dict()["checkpoint"]["size"] == 10
+    with pytest.raises(LedgerIntegrityError):
+        receipt.verify(ledger.entry(5).body)
+    with pytest.raises(InputDataError):
+        ledger.receipt(11, cp)
+
+
+# --- tampering, each done with sqlite3 on the file ----------------------------------------------
+
+
+def test_edited_payload_byte(path: Path, ledger: Ledger) -> None:
+    tamper(path, "UPDATE entries SET body = replace(body, 'O-004', 'O-404') WHERE seq = 4")
+    report = reopen(path).verify()
+    assert not report.ok and report.first_divergent == 4
+    assert "ledger_edited" in codes(report)
+    with pytest.raises(LedgerIntegrityError, match="entry 4"):
+        report.raise_for_problems()
+
+
+def test_edited_entry_with_its_hash_recomputed(path: Path, ledger: Ledger) -> None:
+    body = ledger.entry(4).body.replace(b"O-004", b"O-404").decode()
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    tamper(path, "UPDATE entries SET body = ?, hash = ? WHERE seq = 4", params=(body, digest))
+    report = reopen(path).verify()
+    assert report.first_divergent == 4
+    assert {"ledger_signature", "ledger_chain"} <= codes(report)
+
+
+def test_edited_listing_column(path: Path, ledger: Ledger) -> None:
+    tamper(path, "UPDATE entries SET kind = 'reject' WHERE seq = 6")
+    report = reopen(path).verify()
+    assert report.first_divergent == 6 and "ledger_edited" in codes(report)
+
+
+def test_deleted_middle_entry(path: Path, ledger: Ledger) -> None:
+    tamper(path, "DELETE FROM entries WHERE seq = 5")
+    report = reopen(path).verify()
+    assert report.first_divergent == 5
+    assert {"ledger_missing", "ledger_chain"} <= codes(report)
+
+
+def test_deleted_tail_without_exported_checkpoint(path: Path, ledger: Ledger) -> None:
+    tamper(path, "DELETE FROM entries WHERE seq > 7")
+    report = reopen(path).verify()
+    assert report.first_divergent == 8 and "ledger_truncated" in codes(report)
+
+
+def test_deleted_tail_with_stored_checkpoint(path: Path, ledger: Ledger) -> None:
+    ledger.checkpoint()
+    tamper(path, "DELETE FROM entries WHERE seq > 7", "UPDATE meta SET value = '7' WHERE name = 'size'")
+    report = reopen(path).verify()
+    # the recorded head (entry 10) no longer matches entry 7, the last one left
+    assert "ledger_truncated" in codes(report) and report.first_divergent == 7
+
+
+def test_deleted_tail_covered_up_is_caught_only_by_an_exported_checkpoint(
+    path: Path, ledger: Ledger, tmp_path: Path
+) -> None:
+    exported = ledger.checkpoint().write(tmp_path / "cp.json")
+    # a careful attacker also rewrites the ledger's own record and its stored checkpoints
+    frontier = merkle.CompactRange()
+    for leaf in ledger.leaf_hashes()[:7]:
+        frontier.append(leaf)
+    head = ledger.entry(7).hash
+    tamper(
+        path,
+        "DELETE FROM entries WHERE seq > 7",
+        "DELETE FROM checkpoints",
+        "UPDATE meta SET value = '7' WHERE name = 'size'",
+        f"UPDATE meta SET value = '{head}' WHERE name = 'head'",
+        f"UPDATE meta SET value = '{frontier.to_bytes().hex()}' WHERE name = 'frontier'",
+    )
+    assert reopen(path).verify().ok  # nothing inside the file can tell
+    report = reopen(path).verify([Checkpoint.read(exported)])
+    assert "ledger_truncated" in codes(report) and report.first_divergent == 8
+
+
+def test_inserted_forged_entry_at_the_end(path: Path, ledger: Ledger) -> None:
+    body = rfc8785.dumps(
+        {
+            "v": 1,
+            "seq": 11,
+            "time": "2024-05-01T09:00:00.000000Z",
+            "actor": "bob",
+            "kind": "approve",
+            "payload": {"order": "O-999"},
+            "prev": ledger.entry(10).hash,
+            "key": public_bytes(MALLORY.public_key()).hex(),
+        }
+    )
+    row = (
+        11,
+        "2024-05-01T09:00:00.000000Z",
+        "bob",
+        "approve",
+        hashlib.sha256(body).hexdigest(),
+        MALLORY.sign(body).hex(),
+        body.decode(),
+    )
+    tamper(path, "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", params=row)
+    report = reopen(path).verify()
+    assert report.first_divergent == 11
+    assert {"ledger_untrusted_key", "ledger_unrecorded"} <= codes(report)
+
+
+def test_inserted_forged_entry_in_the_middle(path: Path, ledger: Ledger) -> None:
+    forged = ledger.entry(3)
+    tamper(
+        path,
+        "CREATE TABLE shifted AS SELECT * FROM entries WHERE seq >= 4",
+        "DELETE FROM entries WHERE seq >= 4",
+        "INSERT INTO entries SELECT seq + 1, time, actor, kind, hash, signature, body FROM shifted",
+        "INSERT INTO entries VALUES (4, ?, ?, ?, ?, ?, ?)",
+        params=(forged.time, forged.actor, forged.kind, forged.hash, forged.signature, forged.body.decode()),
+    )
+    report = reopen(path).verify()
+    assert report.first_divergent == 4
+    assert "ledger_reordered" in codes(report)
+
+
+def test_swapped_entries(path: Path, ledger: Ledger) -> None:
+    tamper(
+        path,
+        "CREATE TABLE pair AS SELECT * FROM entries WHERE seq IN (3, 4)",
+        "DELETE FROM entries WHERE seq IN (3, 4)",
+        "INSERT INTO entries SELECT 7 - seq, time, actor, kind, hash, signature, body FROM pair",
+    )
+    report = reopen(path).verify()
+    assert report.first_divergent == 3
+    assert {"ledger_reordered", "ledger_chain"} <= codes(report)
+
+
+def test_changed_signature(path: Path, ledger: Ledger) -> None:
+    sig = bytearray(bytes.fromhex(ledger.entry(6).signature))
+    sig[10] ^= 1
+    tamper(path, "UPDATE entries SET signature = ? WHERE seq = 6", params=(sig.hex(),))
+    report = reopen(path).verify()
+    assert report.first_divergent == 6 and codes(report) == {"ledger_signature"}
+
+
+def test_whole_database_replaced_by_a_shorter_consistent_one(
+    path: Path, ledger: Ledger, tmp_path: Path
+) -> None:
+    exported = ledger.checkpoint().write(tmp_path / "cp.json")
+    ledger.close()
+    path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    build(path, n=6).close()  # same keys, same origin, fully consistent, but shorter
+    assert reopen(path).verify().ok
+    report = reopen(path).verify([Checkpoint.read(exported)])
+    assert "ledger_truncated" in codes(report) and report.first_divergent == 7
+
+
+def test_whole_database_rewritten_with_other_content(path: Path, ledger: Ledger, tmp_path: Path) -> None:
+    exported = ledger.checkpoint().write(tmp_path / "cp.json")
+    ledger.close()
+    path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    led = build(path, n=12)
+    led.append("prepare", "alice", {"extra": True})
+    report = reopen(path).verify([Checkpoint.read(exported)])
+    # build() writes the same first ten entries, so the checkpoint is consistent ...
+    assert report.ok
+    led.close()
+    path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    led = Ledger.open(path, signer=ALICE, clock=make_clock(), origin=ORIGIN)
+    for i in range(12):
+        led.append("prepare", "alice", {"order": f"X-{i}"})
+    report = reopen(path).verify([Checkpoint.read(exported)])
+    # ... while different entries under the same origin are not
+    assert "ledger_rewritten" in codes(report)
+
+
+def test_stored_checkpoint_contradicting_the_entries(path: Path, ledger: Ledger) -> None:
+    ledger.checkpoint()
+    body = ledger.entry(2).body.replace(b"O-002", b"O-202").decode()
+    tamper(path, "UPDATE entries SET body = ? WHERE seq = 2", params=(body,))
+    report = reopen(path).verify()
+    assert report.first_divergent == 2 and {"ledger_edited", "ledger_checkpoint"} <= codes(report)
+
+
+def test_append_refuses_to_continue_a_tampered_ledger(path: Path, ledger: Ledger) -> None:
+    tamper(path, "DELETE FROM entries WHERE seq = 10")
+    led = reopen(path, signer=ALICE)
+    with pytest.raises(LedgerIntegrityError, match="head"):
+        led.append("prepare", "alice", {"x": 1})
+
+
+def test_not_a_ledger_file(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(LedgerIntegrityError):
+        Ledger.open(junk)
+    with pytest.raises(InputDataError):
+        Ledger.open(tmp_path / "missing.sqlite", create=False)
+
+
+def test_verify_without_trusted_keys_checks_self_consistency(path: Path, ledger: Ledger) -> None:
+    report = Ledger.open(path, create=False).verify()
+    assert report.ok and report.trusted_keys is False
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("template") / "ledger.sqlite"
+    build(path, n=6).close()
+    return path.read_bytes()
+
+
+@given(seq=st.integers(1, 6), position=st.integers(0, 10_000), char=st.sampled_from("0aZ{ \"'"))
+def test_any_changed_character_of_any_entry_is_detected(
+    template: bytes, seq: int, position: int, char: str
+) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ledger.sqlite"
+        path.write_bytes(template)
+        body = Ledger.open(path, create=False).entry(seq).body.decode()
+        i = position % len(body)
+        if body[i] == char:
+            char = "1" if char != "1" else "2"
+        changed = body[:i] + char + body[i + 1 :]
+        tamper(path, "UPDATE entries SET body = ? WHERE seq = ?", params=(changed, seq))
+        report = reopen(path).verify()
+        assert not report.ok and report.first_divergent == seq
