@@ -95,6 +95,13 @@ class PolicyError(LsssdcError):
     kind = "policy"
 
 
+class PolicyRefused(PolicyError):
+    """An order asks for something its policy does not allow: refused by name (exit code 1)."""
+
+    exit_code = EXIT_REFUSED
+    kind = "refused"
+
+
 class InputDataError(LsssdcError):
     """An input file cannot be used: unreadable, wrong format, missing columns, bad values."""
 

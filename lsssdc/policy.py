@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from lsssdc.errors import PolicyError, Problem
+from lsssdc.errors import PolicyError, PolicyRefused, Problem
 from lsssdc.register import variables as V
 from lsssdc.register.companions import COMPANIONS
 
@@ -586,7 +586,7 @@ def check_order(order: Order, policy: Policy) -> None:
                         )
                     )
     if problems:
-        raise PolicyError(problems)
+        raise PolicyRefused(problems)
 
 
 def policy_schema() -> dict[str, Any]:

@@ -9,6 +9,7 @@ Writing goes to a temporary file in the same directory, then one rename.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
 import tempfile
@@ -62,6 +63,7 @@ def _csv(path: Path) -> pd.DataFrame:
         df = pd.read_csv(
             io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=False
         )
+        df = df.astype("string[pyarrow]")  # the same text columns as from Parquet
     except pd.errors.ParserError as exc:
         msg = str(exc)
         line = None
@@ -71,7 +73,7 @@ def _csv(path: Path) -> pd.DataFrame:
         raise InputDataError(
             Problem(
                 "bad_csv",
-                "the file is not a well-formed CSV table (a row has too many fields)",
+                "the file is not a well-formed CSV table (a row has too many fields, or a quote is not closed)",
                 file=str(path),
                 line=line,
                 hint="check the separator (comma) and quoting",
@@ -79,12 +81,32 @@ def _csv(path: Path) -> pd.DataFrame:
         ) from None
     except pd.errors.EmptyDataError:
         raise InputDataError(Problem("empty_file", "the file has no header", file=str(path))) from None
+    # pandas renames a repeated header ('a', 'a.1'): read the header itself to refuse that
+    header = next(csv.reader(io.StringIO(text)), [])
+    _refuse_duplicates(header, path)
     return df
+
+
+def _refuse_duplicates(names: list[str], path: Path) -> None:
+    seen: set[str] = set()
+    for name in (str(n).strip() for n in names):
+        if name in seen:
+            raise InputDataError(
+                Problem(
+                    "duplicate_column",
+                    "the column appears more than once in the header",
+                    file=str(path),
+                    line=1,
+                    column=name,
+                )
+            )
+        seen.add(name)
 
 
 def _parquet(path: Path) -> pd.DataFrame:
     try:
-        table = pq.read_table(path)
+        with pq.ParquetFile(path) as pf:  # one file, read as is (the dataset reader refuses
+            table = pf.read()  # repeated column names with a misleading message)
     except (pa.ArrowInvalid, pa.ArrowException, OSError):
         raise InputDataError(
             Problem(
@@ -94,10 +116,12 @@ def _parquet(path: Path) -> pd.DataFrame:
                 hint="write it with a Parquet writer, or give a .csv file",
             )
         ) from None
+    _refuse_duplicates(table.column_names, path)
     columns = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
         try:  # text first: the caller converts, exactly as for CSV
-            columns[name] = pc.cast(col, pa.string())
+            text = pc.cast(col, pa.large_string()).combine_chunks()  # what pandas keeps
+            columns[name] = pd.Series(pd.arrays.ArrowStringArray(text), copy=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise InputDataError(
                 Problem(
@@ -107,8 +131,7 @@ def _parquet(path: Path) -> pd.DataFrame:
                     column=name,
                 )
             ) from None
-    df = pa.table(columns).to_pandas()
-    return df
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
 
 
 def read_table(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -119,6 +142,7 @@ def read_table(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> 
     fmt = detect_format(p)
     df = _csv(p) if fmt == "csv" else _parquet(p)
     df.columns = [str(c).strip() for c in df.columns]
+    _refuse_duplicates(list(df.columns), p)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise InputDataError(

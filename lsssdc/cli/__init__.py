@@ -25,8 +25,13 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from lsssdc.cli import register as _register  # noqa: E402,F401  (registers commands)
+# commands register themselves on `app` when their module is imported
+from lsssdc.cli import audit as _audit  # noqa: E402,F401
+from lsssdc.cli import keys as _keys  # noqa: E402,F401
+from lsssdc.cli import link as _link  # noqa: E402,F401
 from lsssdc.cli import policy as _policy  # noqa: E402,F401
+from lsssdc.cli import register as _register  # noqa: E402,F401
+from lsssdc.cli import release as _release  # noqa: E402,F401
 
 
 def _fail(message: str, code: int) -> int:

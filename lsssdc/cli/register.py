@@ -127,28 +127,20 @@ def validate(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("lsssdc-demo"), "--out", "-o", help="Work directory for the demo."),
+    out: Path = typer.Option(
+        Path("lsssdc-demo"), "--out", "-o", help="Work directory for the demo (replaced)."
+    ),
     persons: int = typer.Option(75_000, help="Persons per year in the synthetic register."),
     years: str = typer.Option("1999-2024", help="Years to synthesise."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> int:
-    """Run the main job on built-in synthetic data: synthesise the register and validate it.
+    """Run the whole flow on built-in synthetic data with demo keys: synthesise, validate, prepare,
+    approve, deliver, verify the ledger; print where the report, the package and the ledger are.
 
-    Example: lsssdc demo --out /tmp/demo
+    Example: lsssdc demo --out /tmp/demo --years 2010-2024 --persons 20000
     """
-    from lsssdc.register import files, rules
-    from lsssdc.register import synth as synth_mod
+    from lsssdc import demo as demo_mod
 
-    typer.echo("lsssdc demo: SYNTHETIC DATA ONLY - no real person is in these files.")
-    result = synth_mod.synthesise(parse_years(years), persons=persons, seed=seed)
-    paths = files.write_registers(
-        {"lss": result.register, "deaths": result.deaths}, out / "registers", "parquet"
-    )
-    typer.echo(
-        f"synthesised {len(result.register)} register rows, {len(result.deaths)} deaths -> {paths['lss'].parent}"
-    )
-    report = rules.validate(
-        files.read_register(paths["lss"]), files.read_deaths(paths["deaths"]), source=str(paths["lss"])
-    )
-    typer.echo(report.render())
-    return EXIT_OK if report.ok else EXIT_REFUSED
+    result = demo_mod.run(out, parse_years(years), persons, seed, say=typer.echo)
+    ok = result.validation.ok and result.verdict == "releasable" and result.ledger_ok
+    return EXIT_OK if ok else EXIT_REFUSED

@@ -11,10 +11,13 @@ Plausibility (a wrong check digit, a child with daglig verksamhet ...) is for
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lsssdc import refdata
 from lsssdc.errors import InputDataError, Problem
@@ -23,6 +26,7 @@ from lsssdc.register import variables as V
 from lsssdc.tables_io import read_table, write_table
 
 DEATH_COLUMNS = ("personnummer", "death_date")
+_DECIMAL = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$"  # a number of 0 or more, as CSV and Parquet writers print it
 
 
 def _rows(mask: np.ndarray) -> tuple[tuple[int, ...], int]:
@@ -37,20 +41,91 @@ def _problem(
     return Problem(code, message, file=source, column=column, rows=rows, row_count=count, hint=hint)
 
 
-def _valid_kommun_keys() -> np.ndarray:
+@cache
+def _kommun_table() -> np.ndarray:
+    """valid[year - FIRST_YEAR, code] for every register year and four-digit code."""
     ky = refdata.kommun_years()
-    keys = []
+    table = np.zeros((V.LAST_YEAR - V.FIRST_YEAR + 1, 10_000), dtype=bool)
     for year in range(V.FIRST_YEAR, V.LAST_YEAR + 1):
         ok = (ky["first_year"] <= year) & (ky["last_year"].isna() | (ky["last_year"] >= year))
-        keys.append(year * 10000 + ky.loc[ok, "kommun_kod"].astype(int).to_numpy())
-    return np.concatenate(keys)
+        table[year - V.FIRST_YEAR, ky.loc[ok, "kommun_kod"].astype(int).to_numpy()] = True
+    return table
 
 
-def _kommun_ok(codes: pd.Series, years: np.ndarray) -> np.ndarray:
-    s = codes.astype("string")
-    shaped = s.str.fullmatch(r"\d{4}").fillna(False).to_numpy(dtype=bool)
-    num = pd.to_numeric(s.where(shaped), errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
-    return shaped & np.isin(years.astype(np.int64) * 10000 + num, _valid_kommun_keys())
+# bytes that may need stripping: ASCII whitespace and control separators, and any non-ASCII byte
+_STRIP_BYTES = np.zeros(256, dtype=bool)
+_STRIP_BYTES[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_STRIP_BYTES[128:] = True
+_NULL_TEXT = pa.scalar(None, pa.large_string())
+
+
+def _text(s: pd.Series) -> pa.StringArray:
+    """A column as one Arrow string array, trimmed, with empty values missing.
+
+    Trimming is skipped when no byte of the column could be whitespace (the usual case), which
+    saves a pass over every value of a large file."""
+    arr = s.astype("string[pyarrow]").array.__arrow_array__()
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if arr.type != pa.large_string():  # the type pandas keeps its text in
+        arr = arr.cast(pa.large_string())
+    n = len(arr)
+    if n == 0:
+        return arr
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    data = arr.buffers()[2]
+    if data is not None and offsets[-1] > offsets[0]:
+        raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
+        if _STRIP_BYTES[raw].any():
+            arr = pc.utf8_trim_whitespace(arr)
+    empty = pc.equal(pc.binary_length(arr), 0)
+    if pc.any(empty).as_py():
+        arr = pc.if_else(empty, _NULL_TEXT, arr)
+    return arr
+
+
+def _given(arr: pa.Array) -> np.ndarray:
+    return arr.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _equal(arr: pa.Array, value: str) -> np.ndarray:
+    return pc.fill_null(pc.equal(arr, value), False).to_numpy(zero_copy_only=False)
+
+
+def _one_of(arr: pa.Array, values: list[str]) -> np.ndarray:
+    return pc.fill_null(pc.is_in(arr, value_set=pa.array(values)), False).to_numpy(zero_copy_only=False)
+
+
+def _numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(values as float, NaN where missing or malformed; mask of given values that are malformed)."""
+    try:  # the usual case: every value converts, and only digits and a point occur
+        floats = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(float)
+        plain = bool(np.all(np.isnan(floats) | ((floats >= 0) & np.isfinite(floats))))
+        if plain and not pc.any(pc.match_substring_regex(arr, r"[^0-9.]")).as_py():
+            return floats, np.zeros(len(arr), bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    good = pc.fill_null(pc.match_substring_regex(arr, _DECIMAL), False)
+    values = pc.cast(pc.if_else(good, arr, _NULL_TEXT), pa.float64())
+    return values.to_numpy(zero_copy_only=False).astype(float), _given(arr) & ~good.to_numpy(
+        zero_copy_only=False
+    )
+
+
+def _four_digits(arr: pa.Array) -> np.ndarray:
+    """The value of each four-digit code (year, kommun) as int64; -1 where missing or not four digits."""
+    shaped = pc.fill_null(pc.and_(pc.equal(pc.binary_length(arr), 4), pc.ascii_is_decimal(arr)), False)
+    num = pc.cast(pc.if_else(shaped, arr, _NULL_TEXT), pa.int64())
+    return pc.fill_null(num, -1).to_numpy(zero_copy_only=False)
+
+
+def _kommun_ok(codes: pa.Array, years: np.ndarray) -> np.ndarray:
+    code = _four_digits(codes)
+    shaped = code >= 0
+    return shaped & _kommun_table()[years.astype(np.int64) - V.FIRST_YEAR, np.where(shaped, code, 0)]
+
+
+def _strings(arr: pa.Array) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(arr), copy=False)
 
 
 def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
@@ -67,13 +142,10 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
         )
     problems: list[Problem] = []
     n = len(raw)
-    text = {c: raw[c].astype("string").str.strip() for c in V.COLUMNS}
-    text = {c: s.where(s != "", pd.NA) for c, s in text.items()}
+    text = {c: _text(raw[c]) for c in V.COLUMNS}
 
-    year_num = pd.to_numeric(text["year"], errors="coerce")
-    bad_year = (
-        year_num.isna() | (year_num % 1 != 0) | (year_num < V.FIRST_YEAR) | (year_num > V.LAST_YEAR)
-    ).to_numpy(dtype=bool)
+    year_num = _four_digits(text["year"])
+    bad_year = (year_num < V.FIRST_YEAR) | (year_num > V.LAST_YEAR)
     if bad_year.any():
         problems.append(
             _problem(
@@ -85,10 +157,10 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
             )
         )
         raise InputDataError(problems)  # every other check depends on the year
-    years = year_num.to_numpy(dtype=np.int16)
+    years = year_num.astype(np.int16)
 
     refdates = V.measurement_dates(pd.Series(years))
-    parsed = pnr_mod.parse(text["personnummer"], reference_date=refdates)
+    parsed = pnr_mod.parse(_strings(text["personnummer"]), reference_date=refdates)
     unshaped = parsed["reason"].isin(["missing", "format"]).to_numpy()
     if unshaped.any():
         problems.append(
@@ -115,7 +187,7 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                 )
             )
     bk = text["boendekommun"]
-    bad = bk.notna().to_numpy() & ~_kommun_ok(bk, years)
+    bad = _given(bk) & ~_kommun_ok(bk, years)
     if bad.any():
         problems.append(
             _problem(
@@ -124,17 +196,15 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
         )
 
     out: dict[str, pd.Series] = {"year": pd.Series(years, dtype="int16")}
-    out["personnummer"] = text["personnummer"].astype("string[pyarrow]")
+    out["personnummer"] = _strings(text["personnummer"])
     for col in V.KOMMUN_COLUMNS:
-        out[col] = text[col].astype("string[pyarrow]")
+        out[col] = _strings(text[col])
 
     pk = text["personkrets"]
-    pk_given = pk.notna().to_numpy()
+    pk_given = _given(pk)
     pk_var = V.get("personkrets")
     collected = pk_var.collected_mask(years)
-    ok_value = pk.isin(["1", "2", "3"]).to_numpy() | (
-        pk.eq("4").fillna(False).to_numpy(dtype=bool) & (years <= 2003)
-    )
+    ok_value = _one_of(pk, ["1", "2", "3"]) | (_equal(pk, "4") & (years <= 2003))
     bad = pk_given & collected & ~ok_value
     if bad.any():
         problems.append(
@@ -153,10 +223,10 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                 bad,
             )
         )
-    out["personkrets"] = pk.astype("string[pyarrow]")
+    out["personkrets"] = _strings(pk)
 
     bk_var = V.get("boendekommun")
-    bad = bk.notna().to_numpy() & ~bk_var.collected_mask(years)
+    bad = _given(bk) & ~bk_var.collected_mask(years)
     if bad.any():
         problems.append(
             _problem(
@@ -171,11 +241,12 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
     for name in V.INSATSER:
         var = V.get(name)
         s = text[name]
-        ok = s.isna().to_numpy() | s.isin(["0", "1"]).to_numpy()
+        ok = ~_given(s) | _one_of(s, ["0", "1"])
         if (~ok).any():
             problems.append(_problem("bad_value", "an insats flag must be 0, 1 or empty", source, name, ~ok))
         coll = var.collected_mask(years)
-        given_outside = s.eq("1").fillna(False).to_numpy(dtype=bool) & ~coll
+        one = _equal(s, "1")
+        given_outside = one & ~coll
         if given_outside.any():
             problems.append(
                 _problem(
@@ -186,17 +257,15 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                     given_outside,
                 )
             )
-        num = pd.to_numeric(s.where(ok), errors="coerce").fillna(0).astype("Int8")
-        out[name] = num.where(coll, pd.NA).astype("Int8")
+        out[name] = pd.Series(pd.arrays.IntegerArray(one.astype(np.int8), ~coll), copy=False)
 
     for name in V.AMOUNTS:
         var = V.get(name)
         s = text[name]
-        num = pd.to_numeric(s, errors="coerce")
-        bad = (s.notna() & (num.isna() | (num < 0))).to_numpy(dtype=bool)
+        num, bad = _numbers(s)
         if bad.any():
             problems.append(_problem("bad_value", "must be a number of 0 or more", source, name, bad))
-        outside = s.notna().to_numpy() & ~var.collected_mask(years)
+        outside = _given(s) & ~var.collected_mask(years)
         if outside.any():
             problems.append(
                 _problem(
@@ -207,7 +276,8 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                     outside,
                 )
             )
-        out[name] = num.astype("Float64")
+        missing = np.isnan(num)
+        out[name] = pd.Series(pd.arrays.FloatingArray(np.where(missing, 0.0, num), missing), copy=False)
 
     if problems:
         raise InputDataError(problems)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from lsssdc.identity import personnummer as pnr_mod
 from lsssdc.register import variables as V
@@ -167,8 +169,11 @@ def _r02(df, ctx):
     deaths = ctx.get("deaths")
     if deaths is None:
         return []
-    death = df["_pnr"].map(deaths)
-    dead = (death < df["_refdate"]).fillna(False).to_numpy(dtype=bool)
+    keys, dates = deaths
+    pos = pd.Index(keys).get_indexer(df["_pnr_int"].to_numpy())
+    found = pos >= 0
+    dead = np.zeros(len(df), bool)
+    dead[found] = dates[pos[found]] < df["_refdate"].to_numpy()[found]
     return _err(dead & df["_valid"].to_numpy())
 
 
@@ -177,42 +182,38 @@ def _r03(df, ctx):
     return _err(collected & df["personkrets"].isna().to_numpy())
 
 
-def _person_groups(df: pd.DataFrame, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of person-years where ``mask`` (computed per person-year) holds, and group ids."""
-    return mask, df["_person_year"].to_numpy()
+def _per_person_year(df: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """The sum of ``values`` over each row's person-year, for every row (no sort, no Python loop)."""
+    py = df["_person_year"].to_numpy()
+    return np.bincount(py, weights=values, minlength=int(py.max(initial=-1)) + 1)[py]
 
 
-def _housing_count(df: pd.DataFrame) -> pd.Series:
+def _housing_count(df: pd.DataFrame) -> np.ndarray:
     total = np.zeros(len(df), np.int16)
     for f in V.HOUSING:
         total += _flag(df, f)
-    return pd.Series(total, index=df.index)
+    return total
 
 
 def _r05(df, ctx):
-    per_person = _housing_count(df).groupby(df["_person_year"]).transform("sum").to_numpy()
-    has_housing = _housing_count(df).to_numpy() > 0
-    mask = (per_person > 1) & has_housing
+    housing = _housing_count(df)
+    mask = (_per_person_year(df, housing) > 1) & (housing > 0)
     return [(ERROR, mask, df["_person_year"].to_numpy())]
 
 
 def _r06(df, ctx):
-    dv = (
-        pd.Series(_flag(df, "daglig_verksamhet"), index=df.index).groupby(df["_person_year"]).transform("max")
-    )
-    kt = pd.Series(_flag(df, "korttidstillsyn"), index=df.index).groupby(df["_person_year"]).transform("max")
-    involved = _flag(df, "daglig_verksamhet") | _flag(df, "korttidstillsyn")
-    both = dv.to_numpy() & kt.to_numpy() & involved
+    dv, kt = _flag(df, "daglig_verksamhet"), _flag(df, "korttidstillsyn")
+    both = (_per_person_year(df, dv) > 0) & (_per_person_year(df, kt) > 0) & (dv | kt)
     year = df["year"].to_numpy()
     groups = df["_person_year"].to_numpy()
     return [(ERROR, both & (year < 2020), groups), (WARNING, both & (year >= 2020), groups)]
 
 
 def _r07(df, ctx):
-    key = ["year", "kommun", "_pid"]
-    dup = df.duplicated(key, keep=False).to_numpy()
-    gid = df.groupby(key, sort=False, observed=True).ngroup().to_numpy()
-    return [(ERROR, dup, gid)]
+    """The same person twice in one kommun and year: one violation per (year, kommun, person)."""
+    pyk = df["_pyk"].to_numpy()
+    dup = np.bincount(pyk)[pyk] > 1
+    return [(ERROR, dup, pyk)]
 
 
 def _r08(df, ctx):
@@ -224,20 +225,21 @@ def _r08(df, ctx):
 
 def _r09(df, ctx):
     """Same person and insats from several kommuner: count each (person-year, insats) once."""
-    masks, groups = [], []
-    for i, f in enumerate(V.INSATSER):
+    py = df["_person_year"].to_numpy()
+    pyk = df["_pyk"].to_numpy()
+    n_py, n_pyk = int(py.max(initial=-1)) + 1, int(pyk.max(initial=-1)) + 1
+    py_of_pyk = np.zeros(n_pyk, np.int64)
+    py_of_pyk[pyk] = py
+    out = []
+    for i, f in enumerate(V.INSATSER):  # twelve passes over columns, not rows
         given = _flag(df, f)
         if not given.any():
             continue
-        sub = df.loc[given, ["_person_year", "kommun"]]
-        nk = sub.groupby("_person_year", observed=True)["kommun"].transform("nunique")
-        bad = np.zeros(len(df), bool)
-        bad[np.flatnonzero(given)[nk.to_numpy() > 1]] = True
-        masks.append(bad)
-        groups.append(df["_person_year"].to_numpy() * len(V.INSATSER) + i)
-    if not masks:
-        return []
-    return [(ERROR, m, g) for m, g in zip(masks, groups, strict=True)]
+        kommuner = np.zeros(n_pyk, bool)
+        kommuner[pyk[given]] = True  # the (person-year, kommun) pairs giving this insats
+        per_py = np.bincount(py_of_pyk[kommuner], minlength=n_py)
+        out.append((ERROR, given & (per_py[py] > 1), py * len(V.INSATSER) + i))
+    return out
 
 
 def _r14(df, ctx):
@@ -349,32 +351,54 @@ RULES: tuple[Rule, ...] = (
 RULE_IDS = tuple(r.id for r in RULES)
 
 
+def _personnummer_keys(norm: pd.Series, valid: np.ndarray) -> np.ndarray:
+    """The normalised 12-digit personnummer as int64; ``-(row + 1)`` where invalid, so that an
+    invalid number never groups with another row."""
+    arr = (
+        pa.array(norm.array)
+        if not isinstance(norm.array, pd.arrays.ArrowStringArray)
+        else norm.array.__arrow_array__()
+    )
+    nums = pc.cast(pc.fill_null(arr, "0"), pa.int64()).to_numpy(zero_copy_only=False)
+    return np.where(valid, nums, -np.arange(1, len(valid) + 1, dtype=np.int64))
+
+
 def prepare_frame(register: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived columns the rules use (internal, prefixed with '_')."""
+    """Add the derived columns the rules use (internal, prefixed with '_').
+
+    Persons, person-years and (person-year, kommun) pairs become dense integer ids, so that the
+    rules about several rows count with ``bincount`` instead of sorting or grouping.
+    """
     df = register.reset_index(drop=True)
+    year = df["year"].to_numpy(dtype=np.int64)
     refdate = V.measurement_dates(df["year"])
     parsed = pnr_mod.parse(df["personnummer"], reference_date=refdate)
     valid = parsed["valid"].to_numpy()
     birth = parsed["birth_date"]
-    turns = np.where(valid, df["year"].to_numpy() - birth.dt.year.fillna(0).to_numpy(dtype=int), -1)
-    age = pnr_mod.age_at(birth, refdate).fillna(-1).to_numpy(dtype=int)
+    birth_year = birth.to_numpy(dtype="datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
+    turns = np.where(valid, year - birth_year, -1)
+    age = pnr_mod.age_at(birth, refdate).fillna(-1).to_numpy(dtype=np.int64)
     norm = parsed["personnummer"]
-    # Invalid numbers never group with another row: each gets its own key.
-    pid_text = norm.astype(object).where(valid, "#" + pd.Series(np.arange(len(df)).astype(str)))
-    pid = pd.factorize(pid_text)[0]
+    keys = _personnummer_keys(norm, valid)
+    pid = pd.factorize(keys)[0]
+    n_pid = int(pid.max(initial=0)) + 1
+    person_year = pd.factorize((year - V.FIRST_YEAR) * n_pid + pid)[0]
+    kommun = pd.factorize(df["kommun"])[0].astype(np.int64)
+    pyk = pd.factorize(person_year.astype(np.int64) * (int(kommun.max(initial=0)) + 2) + kommun)[0]
     extra = pd.DataFrame(
         {
             "_valid": valid,
             "_pnr": norm,
+            "_pnr_int": keys,
             "_pid": pid,
             "_refdate": refdate,
             "_turns": turns,
             "_age": age,
+            "_person_year": person_year,
+            "_pyk": pyk,
         }
     )
-    out = pd.concat([df, extra], axis=1)
-    out["_person_year"] = out.groupby(["year", "_pid"], sort=False).ngroup().to_numpy()
-    return out
+    return pd.concat([df, extra], axis=1)
 
 
 def validate(
@@ -388,22 +412,33 @@ def validate(
     df = prepare_frame(register)
     ctx: dict[str, Any] = {}
     if deaths is not None:
-        d = deaths.assign(_p=pnr_mod.normalise(deaths["personnummer"])).dropna(subset=["_p"])
-        ctx["deaths"] = pd.Series(pd.to_datetime(d["death_date"]).to_numpy(), index=d["_p"].astype(object))
-        ctx["deaths"] = ctx["deaths"][~ctx["deaths"].index.duplicated()]
+        parsed = pnr_mod.parse(deaths["personnummer"].reset_index(drop=True))
+        valid = parsed["valid"].to_numpy()
+        keys = _personnummer_keys(parsed["personnummer"], valid)[valid]
+        dates = pd.to_datetime(deaths["death_date"]).to_numpy(dtype="datetime64[ns]")[valid]
+        first = ~pd.Index(keys).duplicated()  # a number listed twice: its first death date
+        ctx["deaths"] = (keys[first], dates[first])
     findings: list[Finding] = []
     for rule in RULES:
+        # one finding per rule and severity, even when a rule checks in several parts (R09
+        # per insats): counts of the parts are disjoint units, rows are their union
+        merged: dict[str, tuple[int, np.ndarray]] = {}
         for severity, mask, groups in rule.check(df, ctx):
             if not mask.any():
                 continue
-            rows = np.flatnonzero(mask) + 1
-            count = len(rows) if groups is None else int(pd.unique(groups[mask]).size)
-            findings.append(Finding(rule.id, severity, rule.text, count, rule.unit, rows))
+            count = int(mask.sum()) if groups is None else int(pd.unique(groups[mask]).size)
+            prev_count, prev_mask = merged.get(severity, (0, np.zeros(len(df), bool)))
+            merged[severity] = (prev_count + count, prev_mask | mask)
+        for severity in (ERROR, WARNING):
+            if severity in merged:
+                count, mask = merged[severity]
+                rows = np.flatnonzero(mask) + 1
+                findings.append(Finding(rule.id, severity, rule.text, count, rule.unit, rows))
     return ValidationReport(
         source=source,
         rows=len(df),
-        persons=int(df["_pid"].nunique()),
-        years=sorted(int(y) for y in pd.unique(df["year"])),
+        persons=int(df["_pid"].max()) + 1 if len(df) else 0,
+        years=[int(y) for y in np.unique(df["year"].to_numpy())],
         deaths_checked=deaths is not None,
         findings=findings,
     )

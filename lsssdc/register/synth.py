@@ -43,6 +43,8 @@ _POP_SHARE = np.array([0.228, 0.323, 0.247, 0.147, 0.055])
 _INSATS_ORDER = V.INSATSER  # includes boende_vuxna (only 1999-2003)
 _N_LATENT = 14
 _MOVABLE = ("kontaktperson", "korttidsvistelse", "ledsagarservice", "avlosarservice")
+#: Share of persons a year served by two kommuner, each with its own insatser.
+_TWO_KOMMUN_SHARE = 0.03
 
 
 @dataclass
@@ -70,7 +72,8 @@ def make_personnummer(
     samordningsnummer flag. Vectorised; duplicates are redrawn until none remain."""
     n = len(birth)
     ymd = pd.DatetimeIndex(birth)
-    year, month, day = ymd.year.to_numpy(), ymd.month.to_numpy(), ymd.day.to_numpy()
+    # int64: the key yyyymmddnnn does not fit the int32 that DatetimeIndex fields come in
+    year, month, day = (ymd.year.to_numpy(np.int64), ymd.month.to_numpy(np.int64), ymd.day.to_numpy(np.int64))
     day = np.where(samord, day + 60, day)
     male = sex == "1"
     nnn = np.empty(n, np.int64)
@@ -320,10 +323,13 @@ def _build_register(rng: np.random.Generator, people: pd.DataFrame, py: pd.DataF
 
     home_codes = codes[p["home"].to_numpy()]
     # second kommun: a few persons get one non-housing insats from a neighbouring kommun
-    second = u[:, 10] < 0.035
+    # (persons with at least two insatser, one of them movable; the rate is set among those so
+    # that about _TWO_KOMMUN_SHARE of all persons are served by two kommuner)
     movable = np.stack([flag[k] for k in _MOVABLE], axis=1)
     n_ins = sum(flag[k].astype(int) for k in _INSATS_ORDER)
-    second &= (movable.sum(axis=1) > 0) & (n_ins >= 2)
+    eligible = (movable.sum(axis=1) > 0) & (n_ins >= 2)
+    rate = min(1.0, _TWO_KOMMUN_SHARE / max(float(eligible.mean()), 1e-9))
+    second = eligible & (u[:, 10] < rate)
     which = np.argmax(movable, axis=1)
     # a neighbour: another kommun of the same län, chosen by the person's latent draw
     lan_home = lan_of[p["home"].to_numpy()]

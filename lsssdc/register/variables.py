@@ -321,10 +321,14 @@ def measurement_date(year: int) -> dt.date:
 
 
 def measurement_dates(years: pd.Series) -> pd.Series:
-    """The measurement date of each row's year, vectorised over the distinct years."""
-    uniq = pd.unique(years)
-    lookup = {int(y): pd.Timestamp(measurement_date(int(y))) for y in uniq}
-    return years.map(lookup).astype("datetime64[ns]")
+    """The measurement date of each row's year (same index), by a lookup over the years' span."""
+    s = years if isinstance(years, pd.Series) else pd.Series(years)
+    y = s.to_numpy(dtype=np.int64)
+    if len(y) == 0:
+        return pd.Series(np.array([], dtype="datetime64[ns]"), index=s.index)
+    lo, hi = int(y.min()), int(y.max())
+    table = np.array([np.datetime64(measurement_date(v), "ns") for v in range(lo, hi + 1)])
+    return pd.Series(table[y - lo], index=s.index)
 
 
 def collected_in(year: int) -> list[str]:

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from lsssdc.errors import DisclosureRefused, InputDataError, Problem
 from lsssdc.release.candidate import APPROVAL, REJECTION, Candidate, canonical, write_json
 
+DATA = "data.parquet"
+REPORT = "report.json"
 SIGNED_FIELDS = ("candidate", "content_hash", "order_id", "project_id", "reviewer", "decision", "time")
 
 
@@ -44,6 +46,18 @@ def _decision(
     }
 
 
+def gate_said_yes(candidate: Candidate) -> bool:
+    """The gate's verdict, from the manifest and the sealed report both (a forged manifest alone
+    does not make a refused candidate approvable), and the data it would deliver is there."""
+    if candidate.verdict != "releasable" or DATA not in candidate.manifest.get("files", {}):
+        return False
+    try:
+        report = json.loads((candidate.path / REPORT).read_text(encoding="utf-8"))
+        return report["verdict"]["decision"] == "releasable"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def check_intact(candidate: Candidate) -> None:
     """Refuse when any content byte differs from the manifest."""
     now, changed = candidate.recompute()
@@ -66,7 +80,8 @@ def approve(
         raise DisclosureRefused(
             Problem("rejected", "the candidate was rejected; prepare a new one", file=str(candidate.path))
         )
-    if candidate.verdict != "releasable":
+    check_intact(candidate)
+    if not gate_said_yes(candidate):
         raise DisclosureRefused(
             Problem(
                 "refused",
@@ -75,7 +90,6 @@ def approve(
                 hint="see the reasons in report.html",
             )
         )
-    check_intact(candidate)
     body = _decision(candidate, reviewer, "approve", clock)
     signature = key.sign(canonical(body)).hex()
     record = {**body, "public_key": _raw(key.public_key()), "signature": signature}
@@ -147,4 +161,6 @@ def verify_approval(candidate: Candidate, reviewer_keys: dict[str, Ed25519Public
             )
         )
     check_intact(candidate)
+    if not gate_said_yes(candidate):
+        raise DisclosureRefused(Problem("refused", "the candidate did not meet its policy", file=str(path)))
     return record

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -21,12 +22,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lsssdc.errors import InputDataError, Problem
+from lsssdc.errors import DisclosureRefused, InputDataError, Problem
 from lsssdc.register import variables as V
 from lsssdc.release import codebook
 from lsssdc.release.candidate import Candidate, sha256_file
 
 DATA = "data"
+#: The candidate files a package is made from.
+SOURCES = ("data.parquet", "metadata.json", "policy.yaml", "order.yaml")
 
 
 def _stata_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[int, str]], dict[str, str]]:
@@ -74,7 +77,9 @@ def _write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
         fields.append(
             f.with_metadata({b"label_sv": d["label_sv"].encode(), b"label_en": d["label_en"].encode()})
         )
-    schema = pa.schema(fields, metadata={b"lsssdc": json.dumps(meta, sort_keys=True).encode()})
+    # keep pandas' own metadata, so that nullable integers and strings read back as they were
+    metadata = {**(table.schema.metadata or {}), b"lsssdc": json.dumps(meta, sort_keys=True).encode()}
+    schema = pa.schema(fields, metadata=metadata)
     pq.write_table(table.cast(schema), path, compression="zstd")
 
 
@@ -145,9 +150,11 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
             )
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    src = candidate.path
-    meta = json.loads((src / "metadata.json").read_text(encoding="utf-8"))
-    df = pd.read_parquet(src / "data.parquet")
+    # read every source file once and check it against the sealed manifest: what is delivered is
+    # exactly what was approved, even if a file is swapped after the approval was checked
+    sources = {name: _sealed_bytes(candidate, name) for name in SOURCES}
+    meta = json.loads(sources["metadata.json"].decode("utf-8"))
+    df = pd.read_parquet(io.BytesIO(sources["data.parquet"]))
     columns = list(df.columns)
     last_year = max(meta.get("years") or [V.FIRST_YEAR])
     stamp = dt.datetime.combine(V.measurement_date(last_year), dt.time())
@@ -162,8 +169,8 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
         _write_stata(df, tmp / "data.dta", stamp, f"LSS {meta.get('order_id', '')}")
         (tmp / "codebook.md").write_text(codebook.codebook_markdown(columns, meta), encoding="utf-8")
         (tmp / "README.md").write_text(_readme(meta, columns), encoding="utf-8")
-        shutil.copyfile(src / "policy.yaml", tmp / "policy.yaml")
-        shutil.copyfile(src / "order.yaml", tmp / "order.yaml")
+        (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
+        (tmp / "order.yaml").write_bytes(sources["order.yaml"])
         dtypes = {
             c: (
                 "integer"
@@ -213,6 +220,7 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
         (tmp / "MANIFEST.sha256").write_text(
             "".join(f"{h}  {n}\n" for n, h in sorted(files.items())), encoding="utf-8"
         )
+        files["MANIFEST.sha256"] = sha256_file(tmp / "MANIFEST.sha256")
         for p in tmp.iterdir():
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -220,8 +228,48 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    files["MANIFEST.sha256"] = sha256_file(target / "MANIFEST.sha256")
+    _fsync_dir(target.parent)
     return files
+
+
+def _sealed_bytes(candidate: Candidate, name: str) -> bytes:
+    """A candidate file's bytes, refused unless they are the bytes its manifest sealed."""
+    listed = (candidate.manifest.get("files") or {}).get(name)
+    path = candidate.path / name
+    if listed is None or not path.is_file():
+        raise InputDataError(
+            Problem(
+                "bad_candidate",
+                f"the candidate has no {name} to deliver",
+                file=str(path),
+                hint="prepare the candidate again (with its policy and order files)",
+            )
+        )
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != listed:
+        raise DisclosureRefused(
+            Problem(
+                "candidate_changed",
+                f"{name} changed after the candidate was sealed",
+                file=str(path),
+                hint="prepare it again; a reviewer decides on exactly these bytes",
+            )
+        )
+    return data
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); harmless where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def manifest_hash(files: dict[str, str]) -> str:

@@ -261,12 +261,12 @@ def control(
     key_cols = [person, *qis]
     group = df.groupby(key_cols, dropna=False, sort=False, observed=True).ngroup().to_numpy()
     first = pd.Series(np.arange(len(df))).groupby(group).first().to_numpy()
-    units = df.iloc[first][[*qis, *criteria.sensitive]].reset_index(drop=True)
+    units = df.iloc[first][[person, *qis, *criteria.sensitive]].reset_index(drop=True)
     for q in qis:
         # a missing value here is a value (alive, not collected that year), not a suppression:
         # it must not match everything, so it becomes a category of its own while measuring
         units[q] = units[q].astype("string[pyarrow]").fillna(NONE)
-    before = R.measure(units, qis, criteria)
+    before = R.measure(units, qis, criteria, unit=person)
     facts: dict[str, Any] = {
         "quasi_identifiers": qis,
         "unit": "distinct persons per class",
@@ -274,14 +274,14 @@ def control(
     }
     order = suppression_order(qis, policy)
     try:
-        treated, srep = S.suppress_locally(units, qis, criteria, order=order)
+        treated, srep = S.suppress_locally(units, qis, criteria, order=order, unit=person)
     except DisclosureRefused as exc:
         best = getattr(exc, "report", None)
         if best is not None and hasattr(best, "to_dict"):
             facts["suppression"] = best.to_dict()
         reasons = [p.message for p in exc.problems]
         return df, facts, [Check("disclosure", False, "; ".join(reasons) or "the policy cannot be met")]
-    after = R.measure(treated, qis, criteria)
+    after = R.measure(treated, qis, criteria, unit=person)
     facts["after"] = _risk_summary(after)
     # for information: k when a suppressed value is read as a value of its own
     facts["after"]["k_missing_as_value"] = int(_strict_sizes(treated, qis).min()) if len(treated) else 0
@@ -363,7 +363,7 @@ def prepare(
         report["selection"] = selection.to_dict()
         if order.linkages:
             extract, link_report = linkage.link(extract, registers or {}, order, policy, changes)
-            report["linkage"] = link_report.to_dict()
+            report["linkage"] = link_report.to_dict(threshold=policy.thresholds.table_frequency)
         person_idx = pindex.build(extract["personnummer"], keystore.audit_index_key())
         key = keystore.pseudonym_key(order.project_id, create=True)
         extract, pseudo_report = pseudo.pseudonymise_frame(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from importlib import resources
 from typing import Any
 
@@ -69,14 +70,25 @@ def plots(report: dict[str, Any]) -> dict[str, str]:
     ):
         hb, ha = before.get(key), after.get(key)
         if hb:
-            labels = list(hb)
+            labels = sorted(hb, key=_lower_bound)
             out[title] = _bar_png(
                 title, labels, [hb[k] for k in labels], [ha.get(k, 0) for k in labels] if ha else None, ylabel
             )
     return out
 
 
+def _lower_bound(label: str) -> float:
+    """Order of a histogram bin ("1", "3-4", "100+", "<0.05", "0.05-0.1") on its axis."""
+    head = label.lstrip("<").split("-")[0].rstrip("+")
+    try:
+        return float(head) - (0.5 if label.startswith("<") else 0.0)
+    except ValueError:
+        return float("inf")
+
+
 def render_html(report: dict[str, Any]) -> str:
-    data = dict(report)
-    data["plots"] = plots(report)
+    """The page of exactly what report.json holds: the report is read as its JSON form first,
+    so the page made at prepare and one rendered later from report.json are the same bytes."""
+    data = json.loads(json.dumps(report, sort_keys=True, ensure_ascii=False, default=str))
+    data["plots"] = plots(data)
     return _ENV.get_template("report.html.j2").render(r=data)

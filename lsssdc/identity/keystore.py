@@ -1,0 +1,837 @@
+"""The key store: every lsssdc key, encrypted at rest in one JSON file.
+
+Keys are as sensitive as the old key files (kodnyckel): whoever holds a pseudonym key can
+enumerate the personnummer space and re-identify a delivery. Hence:
+
+* A random 256-bit **master key** is wrapped with AES-256-GCM under a key derived from the
+  passphrase with Argon2id (RFC 9106 parameters: 64 MiB, 3 passes, 4 lanes; scrypt when the
+  installed ``cryptography`` lacks Argon2id). The passphrase comes from ``LSSSDC_PASSPHRASE``
+  or a hidden prompt, never from a command-line argument.
+* Every **project** has its own random 256-bit secret per key version, wrapped under the
+  master key. Pseudonym keys are HKDF sub-keys of it (:class:`~lsssdc.identity.pseudonym.PseudonymKey`).
+  Deleting a project removes its wrapped secrets, so its pseudonyms can never be reversed or
+  re-made again (retention); a tombstone keeps the id from being reused by accident.
+* A random **root secret** gives labelled HKDF sub-keys for other uses (the audit-index key).
+* An **Ed25519 signing key** per named actor (reviewers, key holders) is stored wrapped too;
+  the public keys are kept in clear for verification.
+* Each wrapped item binds its identity (store id, kind, name, version) as AES-GCM associated
+  data, so items cannot be swapped between slots. The master key binds the format, version and
+  KDF parameters. The whole document is sealed by an HMAC-SHA256 under a sub-key of the master
+  key and written in one canonical form, so that any changed byte is detected.
+* Rotating the master key re-wraps everything and forgets the old master key; rotating a
+  project key adds a version and keeps the old ones, so the key holder can map old pseudonyms
+  to new (:func:`~lsssdc.identity.pseudonym.repseudonymise`).
+
+**Keys are never written next to data.** The store refuses to be created or updated in a
+directory that holds data files (CSV, Parquet, Stata, SAS, SPSS, Excel), and :func:`check_apart`
+refuses a store that lies inside, or in the same tree as, a given data or delivery directory.
+Writes are atomic, file mode 0600, serialised by a lock on the directory, and refused when the
+file changed since it was opened. A store readable by others is refused.
+
+Errors are :class:`~lsssdc.errors.KeyStoreError` (exit code 2); no message ever holds key
+material or the passphrase.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import stat
+import unicodedata
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from lsssdc.errors import KeyStoreError, Problem
+from lsssdc.identity.pseudonym import KEY_BYTES, MAX_VERSION, PseudonymKey, check_project_id
+from lsssdc.tables_io import atomic_path
+
+try:  # cryptography >= 44
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+except ImportError:  # pragma: no cover - depends on the installed cryptography
+    Argon2id = None
+
+FORMAT = "lsssdc-keystore"
+STORE_VERSION = 1
+ENV_PASSPHRASE = "LSSSDC_PASSPHRASE"
+ENV_NEW_PASSPHRASE = "LSSSDC_NEW_PASSPHRASE"
+MIN_PASSPHRASE = 12
+AUDIT_INDEX_LABEL = "audit-index"
+DATA_SUFFIXES = frozenset(
+    {".csv", ".parquet", ".pq", ".dta", ".xpt", ".sas7bdat", ".sav", ".xlsx", ".xls", ".tsv", ".zip"}
+)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
+LABEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+_NONCE = 12
+_SUBKEY_INFO = b"lsssdc subkey v1|"
+_SEAL_INFO = b"lsssdc keystore seal v1"
+# upper bounds so that a damaged file cannot ask for absurd work or memory
+_ARGON_MAX = {"iterations": 64, "lanes": 64, "memory_kib": 4 * 1024 * 1024}
+_SCRYPT_MAX_LOG2N = 22
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _canonical(obj: Any) -> bytes:
+    """The bytes that are authenticated: sorted keys, no whitespace, ASCII only."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _serialise(doc: dict[str, Any]) -> bytes:
+    """The one form in which a store is written; any other byte sequence is refused on reading."""
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+
+
+def _passphrase_bytes(passphrase: str) -> bytes:
+    if not isinstance(passphrase, str) or not passphrase:
+        raise KeyStoreError(Problem("no_passphrase", "no passphrase was given", hint=f"set {ENV_PASSPHRASE}"))
+    return unicodedata.normalize("NFC", passphrase).encode("utf-8")
+
+
+def _damaged(path: Path, what: str) -> KeyStoreError:
+    return KeyStoreError(
+        Problem(
+            "keystore_damaged",
+            f"the key store is damaged or has been edited: {what}",
+            file=str(path),
+            hint="restore the key store from its backup",
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# passphrase -> key-encryption key
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """How the passphrase becomes the key that wraps the master key (stored in the file)."""
+
+    algorithm: str = "argon2id"
+    salt: bytes = b""
+    iterations: int = 3  # argon2id passes
+    lanes: int = 4
+    memory_kib: int = 64 * 1024
+    log2_n: int = 17  # scrypt: N = 2**17, r = 8, p = 1
+    r: int = 8
+    p: int = 1
+
+    @classmethod
+    def default(cls) -> KdfParams:
+        """Argon2id (RFC 9106 second recommendation) when available, else scrypt."""
+        return cls(algorithm="argon2id" if Argon2id is not None else "scrypt", salt=os.urandom(16))
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.algorithm == "argon2id":
+            params = {"iterations": self.iterations, "lanes": self.lanes, "memory_kib": self.memory_kib}
+        else:
+            params = {"log2_n": self.log2_n, "r": self.r, "p": self.p}
+        return {"algorithm": self.algorithm, "salt": _b64(self.salt), **params}
+
+    @classmethod
+    def from_dict(cls, d: Any, path: Path) -> KdfParams:
+        if not isinstance(d, dict) or d.get("algorithm") not in ("argon2id", "scrypt"):
+            raise _damaged(path, "unknown key derivation")
+        salt = _decode_b64(d.get("salt"), path, "kdf salt")
+        if len(salt) < 16:
+            raise _damaged(path, "kdf salt too short")
+        if d["algorithm"] == "argon2id":
+            keys = {"algorithm", "salt", "iterations", "lanes", "memory_kib"}
+            ints = {k: d.get(k) for k in ("iterations", "lanes", "memory_kib")}
+            if set(d) != keys or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _ARGON_MAX[k]
+                for k, v in ints.items()
+            ):
+                raise _damaged(path, "bad argon2id parameters")
+            if ints["memory_kib"] < 8 * ints["lanes"]:
+                raise _damaged(path, "bad argon2id parameters")
+            return cls("argon2id", salt, ints["iterations"], ints["lanes"], ints["memory_kib"])
+        keys = {"algorithm", "salt", "log2_n", "r", "p"}
+        ints = {k: d.get(k) for k in ("log2_n", "r", "p")}
+        if (
+            set(d) != keys
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in ints.values())
+            or not (
+                1 <= ints["log2_n"] <= _SCRYPT_MAX_LOG2N and 1 <= ints["r"] <= 32 and 1 <= ints["p"] <= 16
+            )
+        ):
+            raise _damaged(path, "bad scrypt parameters")
+        return cls("scrypt", salt, log2_n=ints["log2_n"], r=ints["r"], p=ints["p"])
+
+    def derive(self, passphrase: str) -> bytes:
+        secret = _passphrase_bytes(passphrase)
+        if self.algorithm == "argon2id":
+            if Argon2id is None:  # pragma: no cover - depends on the installed cryptography
+                raise KeyStoreError(
+                    Problem(
+                        "kdf_unavailable", "this key store needs Argon2id", hint="install cryptography >= 44"
+                    )
+                )
+            kdf = Argon2id(
+                salt=self.salt,
+                length=KEY_BYTES,
+                iterations=self.iterations,
+                lanes=self.lanes,
+                memory_cost=self.memory_kib,
+            )
+            return kdf.derive(secret)
+        return Scrypt(salt=self.salt, length=KEY_BYTES, n=2**self.log2_n, r=self.r, p=self.p).derive(secret)
+
+
+def _decode_b64(value: Any, path: Path, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise _damaged(path, f"{what} missing")
+    try:
+        data = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise _damaged(path, f"{what} is not base64") from None
+    if _b64(data) != value:  # base64 has spare bits: only the one spelling lsssdc writes is accepted
+        raise _damaged(path, f"{what} is not in canonical base64")
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# where a key store may live
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def check_apart(key_store: str | os.PathLike[str], data_locations: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse a key store next to data: keys are never written next to data.
+
+    ``data_locations`` are data or delivery directories, or data files (their directory counts).
+    The key store's directory and a data directory must not be the same and must not lie one
+    inside the other.
+    """
+    store_dir = Path(key_store).expanduser().resolve().parent
+    for loc in data_locations:
+        p = Path(loc).expanduser().resolve()
+        data_dir = p if p.is_dir() or (not p.exists() and not p.suffix) else p.parent
+        if _inside(store_dir, data_dir) or _inside(data_dir, store_dir):
+            raise KeyStoreError(
+                Problem(
+                    "keys_next_to_data",
+                    "the key store would be next to data: keys are never written next to data",
+                    file=str(key_store),
+                    hint=f"keep the key store in a directory of its own, apart from {p}",
+                )
+            )
+
+
+def _refuse_data_neighbours(path: Path) -> None:
+    directory = path.parent
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        suffixes = {s.lower() for s in entry.suffixes}
+        if entry.is_file() and suffixes & DATA_SUFFIXES:
+            raise KeyStoreError(
+                Problem(
+                    "keys_next_to_data",
+                    "the key store's directory holds data files: keys are never written next to data",
+                    file=str(path),
+                    hint="keep the key store in a directory of its own",
+                )
+            )
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on the key store's directory while the file is read and replaced."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+# --------------------------------------------------------------------------------------------
+# the store
+
+
+class KeyStore:
+    """An opened key store: the master key is in memory; every change is written at once.
+
+    Create with :meth:`create`, open with :meth:`open`. Example::
+
+        store = KeyStore.open("/secure/keys/lsssdc-keys.json", os.environ["LSSSDC_PASSPHRASE"])
+        key = store.pseudonym_key("PRJ-2025-01", create=True)
+    """
+
+    def __init__(self, path: Path, doc: dict[str, Any], raw: bytes, kek: bytes, master: bytes) -> None:
+        self.path = path
+        self._doc = doc
+        self._raw = raw
+        self._kek = kek
+        self._master = master
+
+    def __repr__(self) -> str:
+        return f"KeyStore({str(self.path)!r})"
+
+    # -- creating and opening --
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        passphrase: str,
+        *,
+        apart_from: Iterable[str | os.PathLike[str]] = (),
+        kdf: KdfParams | None = None,
+    ) -> KeyStore:
+        """Create a new key store; refuses to overwrite one, or to be written next to data."""
+        p = Path(path).expanduser()
+        check_apart(p, apart_from)
+        if len(unicodedata.normalize("NFC", passphrase or "")) < MIN_PASSPHRASE:
+            raise KeyStoreError(
+                Problem("weak_passphrase", f"the passphrase must have at least {MIN_PASSPHRASE} characters")
+            )
+        if p.exists() or p.is_symlink():
+            raise KeyStoreError(
+                Problem(
+                    "keystore_exists", "a file already exists there; refusing to overwrite it", file=str(p)
+                )
+            )
+        p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _refuse_data_neighbours(p)
+        params = kdf or KdfParams.default()
+        kek = params.derive(passphrase)
+        master = os.urandom(KEY_BYTES)
+        store_id = uuid.uuid4().hex
+        created = _now()
+        doc: dict[str, Any] = {
+            "format": FORMAT,
+            "version": STORE_VERSION,
+            "store_id": store_id,
+            "created": created,
+            "kdf": params.to_dict(),
+            "master": {"version": 1, "created": created},
+            "master_history": [],
+            "projects": {},
+            "deleted_projects": {},
+            "signers": {},
+        }
+        store = cls(p, doc, b"", kek, master)
+        store._wrap_master()
+        doc["root"] = store._wrap(os.urandom(KEY_BYTES), {"kind": "root"})
+        with _locked(p.parent):
+            if p.exists():
+                raise KeyStoreError(
+                    Problem(
+                        "keystore_exists",
+                        "a file already exists there; refusing to overwrite it",
+                        file=str(p),
+                    )
+                )
+            store._write(doc)
+        return store
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], passphrase: str) -> KeyStore:
+        """Open and verify a key store; every failure is a :class:`KeyStoreError` saying which."""
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise KeyStoreError(
+                Problem(
+                    "no_keystore",
+                    "there is no key store at this path",
+                    file=str(p),
+                    hint="create one with: lsssdc keys init --key-store PATH",
+                )
+            )
+        if os.name == "posix" and stat.S_IMODE(p.stat().st_mode) & 0o077:
+            raise KeyStoreError(
+                Problem(
+                    "keystore_permissions",
+                    "the key store can be read or written by other users",
+                    file=str(p),
+                    hint="restrict it: chmod 600",
+                )
+            )
+        raw = p.read_bytes()
+        doc = cls._parse(p, raw)
+        params = KdfParams.from_dict(doc["kdf"], p)
+        kek = params.derive(passphrase)
+        master_entry = doc["master"]
+        try:
+            master = AESGCM(kek).decrypt(
+                _decode_b64(master_entry.get("nonce"), p, "master nonce"),
+                _decode_b64(master_entry.get("ciphertext"), p, "master key"),
+                cls._master_aad(doc),
+            )
+        except InvalidTag:
+            raise KeyStoreError(
+                Problem(
+                    "wrong_passphrase",
+                    "the passphrase is wrong (or the key store's header has been altered)",
+                    file=str(p),
+                    hint=f"check {ENV_PASSPHRASE} or the passphrase typed",
+                )
+            ) from None
+        store = cls(p, doc, raw, kek, master)
+        if not hmac.compare_digest(store._seal(doc), _decode_b64(doc.get("seal"), p, "seal")):
+            raise KeyStoreError(
+                Problem(
+                    "keystore_tampered",
+                    "the key store has been tampered with: its content does not match its seal",
+                    file=str(p),
+                    hint="restore the key store from its backup",
+                )
+            )
+        return store
+
+    @staticmethod
+    def _parse(p: Path, raw: bytes) -> dict[str, Any]:
+        if not raw.strip():
+            raise KeyStoreError(
+                Problem("keystore_truncated", "the key store is empty (truncated)", file=str(p))
+            )
+        if not raw.endswith(b"\n}\n"):  # the writer always ends the top-level object on its own line
+            raise KeyStoreError(
+                Problem(
+                    "keystore_truncated",
+                    "the key store is truncated (or edited): it does not end the way lsssdc writes it",
+                    file=str(p),
+                    hint="restore the key store from its backup",
+                )
+            )
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise KeyStoreError(
+                Problem(
+                    "keystore_not_json",
+                    "the key store is not valid JSON (damaged or edited)",
+                    file=str(p),
+                    hint="restore the key store from its backup",
+                )
+            ) from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise KeyStoreError(Problem("not_a_keystore", "the file is not an lsssdc key store", file=str(p)))
+        version = doc.get("version")
+        if type(version) is not int or version != STORE_VERSION:
+            shown = str(version) if isinstance(version, int) and not isinstance(version, bool) else "?"
+            raise KeyStoreError(
+                Problem(
+                    "keystore_version",
+                    f"unknown key store version {shown} (this lsssdc reads version {STORE_VERSION})",
+                    file=str(p),
+                    hint="use the lsssdc release that wrote it",
+                )
+            )
+        expected = {
+            "format": str,
+            "version": int,
+            "store_id": str,
+            "created": str,
+            "kdf": dict,
+            "master": dict,
+            "master_history": list,
+            "projects": dict,
+            "deleted_projects": dict,
+            "signers": dict,
+            "root": dict,
+            "seal": str,
+        }
+        if set(doc) != set(expected) or not all(isinstance(doc[k], t) for k, t in expected.items()):
+            raise _damaged(p, "unexpected or missing fields")
+        if _serialise(doc) != raw:
+            raise _damaged(p, "it is not byte for byte as lsssdc wrote it")
+        master = doc["master"]
+        if not isinstance(master.get("version"), int) or not 1 <= master["version"] <= MAX_VERSION:
+            raise _damaged(p, "bad master key version")
+        return doc
+
+    # -- wrapping --
+
+    @staticmethod
+    def _master_aad(doc: dict[str, Any]) -> bytes:
+        return _canonical(
+            {
+                "format": doc["format"],
+                "version": doc["version"],
+                "store_id": doc["store_id"],
+                "kdf": doc["kdf"],
+                "kind": "master",
+                "master_version": doc["master"]["version"],
+            }
+        )
+
+    def _wrap_master(self) -> None:
+        nonce = os.urandom(_NONCE)
+        ct = AESGCM(self._kek).encrypt(nonce, self._master, self._master_aad(self._doc))
+        self._doc["master"].update({"nonce": _b64(nonce), "ciphertext": _b64(ct)})
+
+    def _aad(self, ident: dict[str, Any]) -> bytes:
+        return _canonical(
+            {"store_id": self._doc["store_id"], "master_version": self._doc["master"]["version"], **ident}
+        )
+
+    def _wrap(
+        self, secret: bytes, ident: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        nonce = os.urandom(_NONCE)
+        ct = AESGCM(self._master).encrypt(nonce, secret, self._aad(ident))
+        return {**(extra or {}), "nonce": _b64(nonce), "ciphertext": _b64(ct)}
+
+    def _unwrap(self, entry: Any, ident: dict[str, Any]) -> bytes:
+        what = ident.get("kind", "key")
+        if not isinstance(entry, dict):
+            raise _damaged(self.path, f"{what} entry")
+        try:
+            return AESGCM(self._master).decrypt(
+                _decode_b64(entry.get("nonce"), self.path, f"{what} nonce"),
+                _decode_b64(entry.get("ciphertext"), self.path, what),
+                self._aad(ident),
+            )
+        except InvalidTag:
+            raise _damaged(self.path, f"a wrapped {what} key does not open") from None
+
+    def _seal(self, doc: dict[str, Any]) -> bytes:
+        key = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_SEAL_INFO).derive(
+            self._master
+        )
+        body = {k: v for k, v in doc.items() if k != "seal"}
+        return hmac.new(key, _canonical(body), hashlib.sha256).digest()
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        """Seal and write ``doc`` atomically (mode 0600); the caller holds the directory lock."""
+        doc = {k: v for k, v in doc.items() if k != "seal"}
+        doc["seal"] = _b64(self._seal(doc))
+        data = _serialise(doc)
+        with atomic_path(self.path) as tmp:
+            os.chmod(tmp, 0o600)
+            tmp.write_bytes(data)
+        self._doc, self._raw = doc, data
+
+    def _commit(self, doc: dict[str, Any]) -> None:
+        """Write a changed document unless the file changed since it was opened."""
+        with _locked(self.path.parent):
+            _refuse_data_neighbours(self.path)
+            current = self.path.read_bytes() if self.path.is_file() else None
+            if current != self._raw:
+                raise KeyStoreError(
+                    Problem(
+                        "keystore_changed",
+                        "the key store was changed by someone else since it was opened; nothing was written",
+                        file=str(self.path),
+                        hint="run the command again",
+                    )
+                )
+            self._write(doc)
+
+    def _copy(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self._doc))
+
+    # -- metadata --
+
+    @property
+    def store_id(self) -> str:
+        return str(self._doc["store_id"])
+
+    @property
+    def master_version(self) -> int:
+        return int(self._doc["master"]["version"])
+
+    def info(self) -> dict[str, Any]:
+        """Everything about the store except key material (for ``lsssdc keys show``)."""
+        kdf = {k: v for k, v in self._doc["kdf"].items() if k != "salt"}
+        return {
+            "format": FORMAT,
+            "version": STORE_VERSION,
+            "path": str(self.path),
+            "store_id": self.store_id,
+            "created": self._doc["created"],
+            "kdf": kdf,
+            "master_version": self.master_version,
+            "master_created": self._doc["master"].get("created"),
+            "master_history": list(self._doc["master_history"]),
+            "projects": {
+                name: {
+                    "current_version": entry["current"],
+                    "versions": sorted(int(v) for v in entry["versions"]),
+                    "created": {
+                        v: e.get("created")
+                        for v, e in sorted(entry["versions"].items(), key=lambda x: int(x[0]))
+                    },
+                }
+                for name, entry in sorted(self._doc["projects"].items())
+            },
+            "deleted_projects": dict(sorted(self._doc["deleted_projects"].items())),
+            "signers": {
+                name: {"public_key": entry["public_key"], "created": entry.get("created")}
+                for name, entry in sorted(self._doc["signers"].items())
+            },
+        }
+
+    # -- projects and pseudonym keys --
+
+    def projects(self) -> list[str]:
+        return sorted(self._doc["projects"])
+
+    def _project(self, project: str) -> dict[str, Any]:
+        check_project_id(project)
+        entry = self._doc["projects"].get(project)
+        if entry is None:
+            deleted = project in self._doc["deleted_projects"]
+            raise KeyStoreError(
+                Problem(
+                    "project_deleted" if deleted else "missing_project_key",
+                    f"project '{project}' has {'had its keys deleted' if deleted else 'no key in this key store'}",
+                    file=str(self.path),
+                    hint=None
+                    if deleted
+                    else "check the project id; a project's first pseudonymisation creates its key",
+                )
+            )
+        return entry
+
+    def project_versions(self, project: str) -> list[int]:
+        return sorted(int(v) for v in self._project(project)["versions"])
+
+    def current_version(self, project: str) -> int:
+        return int(self._project(project)["current"])
+
+    def add_project(self, project: str) -> int:
+        """Create a project's first key (version 1); refuses a known or deleted project."""
+        check_project_id(project)
+        if project in self._doc["projects"] or project in self._doc["deleted_projects"]:
+            raise KeyStoreError(
+                Problem(
+                    "project_exists",
+                    f"project '{project}' already has (or had) a key",
+                    file=str(self.path),
+                    hint="a deleted project's id cannot be reused: choose a new project id",
+                )
+            )
+        doc = self._copy()
+        doc["projects"][project] = {"current": 1, "versions": {}}
+        self._add_project_version(doc, project, 1)
+        self._commit(doc)
+        return 1
+
+    def _add_project_version(self, doc: dict[str, Any], project: str, version: int) -> None:
+        ident = {"kind": "project", "project": project, "version": version}
+        doc["projects"][project]["versions"][str(version)] = self._wrap(
+            os.urandom(KEY_BYTES), ident, {"created": _now()}
+        )
+        doc["projects"][project]["current"] = version
+
+    def rotate_project(self, project: str) -> int:
+        """Add a new key version for a project (new pseudonyms); old versions stay for mapping."""
+        versions = self.project_versions(project)
+        new = max(versions) + 1
+        if new > MAX_VERSION:
+            raise KeyStoreError(
+                Problem("too_many_versions", f"project '{project}' has used every key version")
+            )
+        doc = self._copy()
+        self._add_project_version(doc, project, new)
+        self._commit(doc)
+        return new
+
+    def delete_project(self, project: str) -> list[int]:
+        """Remove every key of a project: its pseudonyms can no longer be reversed or re-made."""
+        versions = self.project_versions(project)
+        doc = self._copy()
+        del doc["projects"][project]
+        doc["deleted_projects"][project] = {"deleted": _now(), "versions": versions}
+        self._commit(doc)
+        return versions
+
+    def pseudonym_key(
+        self, project: str, version: int | None = None, *, create: bool = False
+    ) -> PseudonymKey:
+        """A project's pseudonym key (current version by default); ``create`` makes the first one."""
+        check_project_id(project)
+        if create and project not in self._doc["projects"] and project not in self._doc["deleted_projects"]:
+            self.add_project(project)
+        entry = self._project(project)
+        v = int(entry["current"]) if version is None else version
+        wrapped = entry["versions"].get(str(v))
+        if wrapped is None:
+            raise KeyStoreError(
+                Problem(
+                    "missing_key_version",
+                    f"project '{project}' has no key version {v} (versions: "
+                    + ", ".join(str(x) for x in self.project_versions(project))
+                    + ")",
+                    file=str(self.path),
+                )
+            )
+        secret = self._unwrap(wrapped, {"kind": "project", "project": project, "version": v})
+        return PseudonymKey.derive(secret, project, v)
+
+    def pseudonym_keys(self, project: str) -> dict[int, PseudonymKey]:
+        """Every key version of a project, for reversal and rotation by the key holder."""
+        return {v: self.pseudonym_key(project, v) for v in self.project_versions(project)}
+
+    # -- labelled sub-keys --
+
+    def derive_key(self, label: str, length: int = KEY_BYTES) -> bytes:
+        """A sub-key for another use, by label (HKDF of the store's root secret; stable across rotations)."""
+        if not isinstance(label, str) or not LABEL.fullmatch(label) or not 16 <= length <= 64:
+            raise KeyStoreError(
+                Problem("bad_label", "a sub-key label is 1-64 lower-case letters, digits, '.', '_', '-'")
+            )
+        root = self._unwrap(self._doc["root"], {"kind": "root"})
+        info = _SUBKEY_INFO + label.encode("ascii")
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(root)
+
+    def audit_index_key(self) -> bytes:
+        """The key of the ledger's person index ("which deliveries held person X")."""
+        return self.derive_key(AUDIT_INDEX_LABEL)
+
+    # -- signing keys --
+
+    def signers(self) -> list[str]:
+        return sorted(self._doc["signers"])
+
+    def add_signer(self, name: str) -> Ed25519PublicKey:
+        """Generate and store an Ed25519 signing key for a named actor; returns its public key."""
+        self._check_name(name)
+        if name in self._doc["signers"]:
+            raise KeyStoreError(
+                Problem("signer_exists", f"actor '{name}' already has a signing key", file=str(self.path))
+            )
+        private = Ed25519PrivateKey.generate()
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        raw = private.private_bytes_raw()
+        doc = self._copy()
+        doc["signers"][name] = self._wrap(
+            raw, {"kind": "signer", "name": name}, {"created": _now(), "public_key": public.hex()}
+        )
+        self._commit(doc)
+        return private.public_key()
+
+    def get_signing_key(self, name: str) -> Ed25519PrivateKey:
+        """The actor's Ed25519 private key (for ledger entries and approvals)."""
+        entry = self._signer(name)
+        private = Ed25519PrivateKey.from_private_bytes(self._unwrap(entry, {"kind": "signer", "name": name}))
+        if private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex() != entry["public_key"]:
+            raise _damaged(self.path, f"the signing key of '{name}' does not match its public key")
+        return private
+
+    def public_key(self, name: str) -> Ed25519PublicKey:
+        entry = self._signer(name)
+        try:
+            return Ed25519PublicKey.from_public_bytes(bytes.fromhex(entry["public_key"]))
+        except (ValueError, KeyError, TypeError):
+            raise _damaged(self.path, f"the public key of '{name}'") from None
+
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every actor's public key, e.g. for ``Ledger.open(..., actor_keys=store.public_keys())``."""
+        return {name: self.public_key(name) for name in self.signers()}
+
+    def _check_name(self, name: str) -> None:
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise KeyStoreError(
+                Problem("bad_actor_name", "an actor name is 1-100 letters, digits, '.', '_', '@' or '-'")
+            )
+
+    def _signer(self, name: str) -> dict[str, Any]:
+        self._check_name(name)
+        entry = self._doc["signers"].get(name)
+        if entry is None:
+            raise KeyStoreError(
+                Problem(
+                    "missing_signing_key",
+                    f"actor '{name}' has no signing key in this key store",
+                    file=str(self.path),
+                    hint=f"create one with: lsssdc keys add-signer --name {name}",
+                )
+            )
+        return entry
+
+    # -- master key rotation --
+
+    def rotate_master(self, new_passphrase: str | None = None) -> int:
+        """Replace the master key (and optionally the passphrase); re-wrap every key under it.
+
+        The old master key is forgotten: nothing is wrapped under it any more. Pseudonyms do not
+        change (project keys are the same, only wrapped anew).
+        """
+        secrets = {
+            "root": self._unwrap(self._doc["root"], {"kind": "root"}),
+            "projects": {
+                (p, int(v)): self._unwrap(e, {"kind": "project", "project": p, "version": int(v)})
+                for p, entry in self._doc["projects"].items()
+                for v, e in entry["versions"].items()
+            },
+            "signers": {
+                n: self._unwrap(e, {"kind": "signer", "name": n}) for n, e in self._doc["signers"].items()
+            },
+        }
+        if new_passphrase is not None and len(unicodedata.normalize("NFC", new_passphrase)) < MIN_PASSPHRASE:
+            raise KeyStoreError(
+                Problem("weak_passphrase", f"the passphrase must have at least {MIN_PASSPHRASE} characters")
+            )
+        old = (self._doc, self._kek, self._master)
+        doc = self._copy()
+        new_version = self.master_version + 1
+        doc["master_history"].append(
+            {"version": self.master_version, "created": doc["master"].get("created"), "retired": _now()}
+        )
+        doc["master"] = {"version": new_version, "created": _now()}
+        if new_passphrase is not None:
+            params = KdfParams.from_dict(doc["kdf"], self.path)
+            fresh = dataclasses.replace(params, salt=os.urandom(16))
+            doc["kdf"] = fresh.to_dict()
+            kek = fresh.derive(new_passphrase)
+        else:
+            kek = self._kek
+        try:
+            self._doc, self._kek, self._master = doc, kek, os.urandom(KEY_BYTES)
+            self._wrap_master()
+            doc["root"] = self._wrap(secrets["root"], {"kind": "root"})
+            for (p, v), secret in secrets["projects"].items():
+                entry = doc["projects"][p]["versions"][str(v)]
+                doc["projects"][p]["versions"][str(v)] = self._wrap(
+                    secret, {"kind": "project", "project": p, "version": v}, {"created": entry.get("created")}
+                )
+            for n, secret in secrets["signers"].items():
+                entry = doc["signers"][n]
+                doc["signers"][n] = self._wrap(
+                    secret,
+                    {"kind": "signer", "name": n},
+                    {"created": entry.get("created"), "public_key": entry["public_key"]},
+                )
+            self._doc = old[0]  # _commit compares against what was opened
+            self._commit(doc)
+        except BaseException:
+            self._doc, self._kek, self._master = old
+            raise
+        return new_version
