@@ -143,6 +143,12 @@ def _char_matrix(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def _ymd_ints(dates: np.ndarray) -> np.ndarray:
     """datetime64 values as yyyymmdd integers (-1 for NaT), by integer arithmetic on the day
     number (the proleptic Gregorian 'civil from days' algorithm), with no calendar conversions."""
+    codes, uniques = pd.factorize(dates.astype("datetime64[D]"))  # few distinct dates in a register
+    if len(uniques) == 0:
+        return np.full(len(codes), -1, dtype=np.int32)
+    if len(uniques) < len(codes) // 2:
+        per_date = _ymd_ints(np.asarray(uniques, dtype="datetime64[D]"))
+        return np.where(codes < 0, -1, per_date[np.maximum(codes, 0)]).astype(np.int32)
     d = dates.astype("datetime64[D]")
     nat = np.isnat(d)
     z = d.view(np.int64) + 719_468  # days since 0000-03-01

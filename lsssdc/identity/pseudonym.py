@@ -11,8 +11,8 @@ Scheme, version 1 (stable: changing any of it changes every pseudonym):
   the random project secret lives wrapped in the key store (:mod:`lsssdc.identity.keystore`).
 * ``block = 12 ASCII digits of the normalised personnummer || version (2 bytes, big-endian)
   || project tag (first 2 bytes of SHA-256(b"lsssdc project|" + project))``.
-* ``ciphertext = AES-256-ECB(K, block)``: all persons of a column in ONE encryptor call
-  (ECB over independent single blocks is exactly a keyed permutation of each block).
+* ``ciphertext = AES-256-ECB(K, block)``: one encryptor for the whole column, fed in bulk
+  chunks (ECB over independent single blocks is exactly a keyed permutation of each block).
 * ``pseudonym = "P" + version + "-" + 32 letters``: the high half-bytes of the 16 ciphertext
   bytes, then their low half-bytes, each written as a letter ``a``-``p`` (a = 0 ... p = 15),
   e.g. ``P1-kcogbnpeahdlfmjiplbdoacfgnjkhemb``.
@@ -278,32 +278,36 @@ def _blocks(digits: np.ndarray, key: PseudonymKey) -> np.ndarray:
     return blocks
 
 
-def _distinct(sorted_values: np.ndarray) -> int:
-    return int(len(sorted_values) > 0) + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+def _count_persons(packed: np.ndarray) -> int:
+    """Distinct personnummer among packed values (one sort)."""
+    ordered = np.sort(packed)
+    return int(len(ordered) > 0) + int(np.count_nonzero(ordered[1:] != ordered[:-1]))
 
 
-def _refuse_collisions(packed: np.ndarray, head: np.ndarray, rows: np.ndarray, column: str) -> int:
-    """Distinct persons must give distinct pseudonyms; returns the number of persons.
+def _refuse_collisions(
+    decryptor: Any, high: np.ndarray, low: np.ndarray, blocks: np.ndarray, column: str
+) -> None:
+    """Read the written letters back, decode and decrypt them: each row must give back its own block.
 
-    ``packed`` holds each row's personnummer, ``head`` the first 8 ciphertext bytes, ``rows`` the
-    rendered pseudonyms (which spell out all 16 bytes). Equal personnummer give equal blocks and
-    so equal ciphertexts; the check is that there are as many distinct ciphertexts as persons:
-    two sorts, and the whole pseudonyms only on a tie of the first 8 bytes (about once in 10**6
-    runs of 10 million persons).
+    A map that is undone row by row is one-to-one, so this proves that no two different persons
+    got the same pseudonym, exactly and in linear time (no sort). It checks what was written,
+    letters included, not what should have been.
     """
-    persons = _distinct(np.sort(packed))
-    if _distinct(np.sort(head)) == persons:
-        return persons
-    if len(np.unique(np.ascontiguousarray(rows).view(f"V{rows.shape[1]}").ravel())) != persons:
+    m = len(blocks)
+    hi = np.ascontiguousarray(high).view("<u8").reshape(m, 2) - _LETTERS
+    lo = np.ascontiguousarray(low).view("<u8").reshape(m, 2) - _LETTERS
+    cipher = (hi << _FOUR) | lo
+    back = np.frombuffer(decryptor.update(cipher.view(np.uint8)), dtype=np.uint8).reshape(m, 16)
+    if not np.array_equal(back, blocks):
         raise PseudonymCollision(
             Problem(
                 "pseudonym_collision",
-                "two different persons would get the same pseudonym; nothing was written",
+                "the pseudonyms do not decode back to their personnummer, so two persons could share one; "
+                "nothing was written",
                 column=column,
                 hint="this cannot happen with a working AES: check the cryptography installation",
             )
         )
-    return persons
 
 
 def _letters(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -325,36 +329,43 @@ def _fixed_width_strings(text: np.ndarray) -> pa.ChunkedArray:
 
 
 def _pseudonymise_chunks(
-    chunks: Iterable[tuple[int, int, np.ndarray | None]], n: int, key: PseudonymKey, column: str
-) -> tuple[pa.ChunkedArray, int]:
-    """Digit chunks -> pseudonym strings (one per row) and the number of persons.
+    chunks: Iterable[tuple[int, int, np.ndarray | None]],
+    n: int,
+    key: PseudonymKey,
+    column: str,
+    count_persons: bool = False,
+) -> tuple[pa.ChunkedArray, int | None]:
+    """Digit chunks -> pseudonym strings (one per row), and the number of persons when asked.
 
     One AES encryptor serves the whole column (ECB: each block on its own, so feeding it chunk
     by chunk gives exactly the bulk result). Every row is encrypted: a person who occurs twice
     gets the same block and so the same pseudonym, and AES at tens of nanoseconds per block is
-    cheaper than factorising first. The output is one fixed-width byte buffer, filled in place:
-    ``prefix`` then the 16 letters of the high half-bytes, then the 16 of the low half-bytes.
+    cheaper than factorising first. The output is one fixed-width byte buffer filled in place:
+    the prefix, the 16 letters of the high half-bytes, the 16 of the low half-bytes. Each chunk
+    is then read back and checked by :func:`_refuse_collisions`.
     """
     prefix = key.prefix.encode("ascii")
-    text = _filled(n, prefix + ALPHABET[0].encode("ascii") * BODY_LETTERS)
+    template = np.frombuffer(prefix + ALPHABET[0].encode("ascii") * BODY_LETTERS, dtype=np.uint8)
+    text = np.empty((n, len(template)), dtype=np.uint8)
     fields = text.view([("prefix", f"S{len(prefix)}"), ("high", "S16"), ("low", "S16")]).ravel()
-    high, low = fields["high"], fields["low"]
-    packed = np.empty(n, dtype=np.uint64)
-    head = np.empty(n, dtype=np.uint64)
-    encryptor = Cipher(algorithms.AES(key.key), modes.ECB()).encryptor()
+    packed = np.empty(n if count_persons else 0, dtype=np.uint64)
+    aes = Cipher(algorithms.AES(key.key), modes.ECB())
+    encryptor, decryptor = aes.encryptor(), aes.decryptor()
     for start, stop, digits in chunks:
         if digits is None:  # a value failed: keep parsing to name every bad row, encrypt nothing more
             continue
         blocks = _blocks(digits, key)
         words = np.frombuffer(encryptor.update(blocks), dtype="<u8").reshape(stop - start, 2)
-        packed[start:stop] = _pack(digits)
-        head[start:stop] = words[:, 0]
         hi, lo = _letters(words)
-        high[start:stop] = hi.view("S16").ravel()
-        low[start:stop] = lo.view("S16").ravel()
+        text[start:stop] = template
+        fields["high"][start:stop] = hi.view("S16").ravel()
+        fields["low"][start:stop] = lo.view("S16").ravel()
+        _refuse_collisions(decryptor, fields["high"][start:stop], fields["low"][start:stop], blocks, column)
+        if count_persons:
+            packed[start:stop] = _pack(digits)
     encryptor.finalize()
-    persons = _refuse_collisions(packed, head, text, column)
-    return _fixed_width_strings(text), persons
+    decryptor.finalize()
+    return _fixed_width_strings(text), _count_persons(packed) if count_persons else None
 
 
 def _series(arr: pa.ChunkedArray, index: pd.Index, name: str | None) -> pd.Series:
@@ -374,14 +385,19 @@ def pseudonymise(
     or missing value refuses the column (:class:`~lsssdc.errors.InputDataError`).
     Example: ``pseudonymise(df["personnummer"], store.pseudonym_key("PRJ-1", create=True))``
     """
-    return _pseudonymise(values, key, reference_date, column)[0]
+    return _pseudonymise(values, key, reference_date, column, count_persons=False)[0]
 
 
 def _pseudonymise(
-    values: Iterable[Any] | pd.Series, key: PseudonymKey, reference_date: Any, column: str
-) -> tuple[pd.Series, int]:
+    values: Iterable[Any] | pd.Series,
+    key: PseudonymKey,
+    reference_date: Any,
+    column: str,
+    count_persons: bool,
+) -> tuple[pd.Series, int | None]:
     s = _as_series(values)
-    text, persons = _pseudonymise_chunks(_digit_chunks(s, reference_date, column), len(s), key, column)
+    chunks = _digit_chunks(s, reference_date, column)
+    text, persons = _pseudonymise_chunks(chunks, len(s), key, column, count_persons)
     return _series(text, s.index, "pseudonym"), persons
 
 
@@ -407,13 +423,13 @@ def pseudonymise_frame(
         raise InputDataError(
             Problem("column_exists", f"the output column '{taken[0]}' already exists", column=taken[0])
         )
-    pseudonyms, persons = _pseudonymise(df[column], key, reference_date, column)
+    pseudonyms, persons = _pseudonymise(df[column], key, reference_date, column, count_persons=True)
     out = df.copy() if keep_column else df.drop(columns=[column])
     position = list(df.columns).index(column) + (1 if keep_column else 0)
     out.insert(position, out_column, pseudonyms.set_axis(df.index))
     if lopnummer_column:
         out.insert(position + 1, lopnummer_column, lopnummer(out[out_column]))
-    report = PseudonymReport(SCHEME, key.project, key.version, column, len(df), persons)
+    report = PseudonymReport(SCHEME, key.project, key.version, column, len(df), int(persons or 0))
     return out, report
 
 

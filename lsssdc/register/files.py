@@ -52,10 +52,6 @@ def _kommun_table() -> np.ndarray:
     return table
 
 
-# bytes that may need stripping: ASCII whitespace and control separators, and any non-ASCII byte
-_STRIP_BYTES = np.zeros(256, dtype=bool)
-_STRIP_BYTES[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
-_STRIP_BYTES[128:] = True
 _NULL_TEXT = pa.scalar(None, pa.large_string())
 
 
@@ -75,24 +71,31 @@ def _text(s: pd.Series) -> pa.StringArray:
     data = arr.buffers()[2]
     if data is not None and offsets[-1] > offsets[0]:
         raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
-        if _STRIP_BYTES[raw].any():
+        if raw.min() <= 32 or raw.max() >= 128:  # a byte that may be (or be part of) whitespace
             arr = pc.utf8_trim_whitespace(arr)
-    empty = pc.equal(pc.binary_length(arr), 0)
-    if pc.any(empty).as_py():
-        arr = pc.if_else(empty, _NULL_TEXT, arr)
+            offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    empty = (np.diff(offsets) == 0) & _given(arr)
+    if empty.any():
+        arr = pc.if_else(pa.array(empty), _NULL_TEXT, arr)
     return arr
+
+
+def _single_chars(arr: pa.Array) -> np.ndarray:
+    """The byte of each one-character value; 0 where the value is missing or longer (codes and
+    flags are one character, so this replaces a comparison per candidate value)."""
+    n = len(arr)
+    out = np.zeros(n, np.uint8)
+    data = arr.buffers()[2]
+    if n == 0 or data is None:
+        return out
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    one = (np.diff(offsets) == 1) & _given(arr)
+    out[one] = np.frombuffer(data, dtype=np.uint8)[offsets[:-1][one]]
+    return out
 
 
 def _given(arr: pa.Array) -> np.ndarray:
     return arr.is_valid().to_numpy(zero_copy_only=False)
-
-
-def _equal(arr: pa.Array, value: str) -> np.ndarray:
-    return pc.fill_null(pc.equal(arr, value), False).to_numpy(zero_copy_only=False)
-
-
-def _one_of(arr: pa.Array, values: list[str]) -> np.ndarray:
-    return pc.fill_null(pc.is_in(arr, value_set=pa.array(values)), False).to_numpy(zero_copy_only=False)
 
 
 def _numbers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +207,8 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
     pk_given = _given(pk)
     pk_var = V.get("personkrets")
     collected = pk_var.collected_mask(years)
-    ok_value = _one_of(pk, ["1", "2", "3"]) | (_equal(pk, "4") & (years <= 2003))
+    pk_char = _single_chars(pk)
+    ok_value = ((pk_char >= ord("1")) & (pk_char <= ord("3"))) | ((pk_char == ord("4")) & (years <= 2003))
     bad = pk_given & collected & ~ok_value
     if bad.any():
         problems.append(
@@ -241,11 +245,12 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
     for name in V.INSATSER:
         var = V.get(name)
         s = text[name]
-        ok = ~_given(s) | _one_of(s, ["0", "1"])
+        char = _single_chars(s)
+        ok = ~_given(s) | (char == ord("0")) | (char == ord("1"))
         if (~ok).any():
             problems.append(_problem("bad_value", "an insats flag must be 0, 1 or empty", source, name, ~ok))
         coll = var.collected_mask(years)
-        one = _equal(s, "1")
+        one = char == ord("1")
         given_outside = one & ~coll
         if given_outside.any():
             problems.append(

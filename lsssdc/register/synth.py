@@ -43,6 +43,8 @@ _POP_SHARE = np.array([0.228, 0.323, 0.247, 0.147, 0.055])
 _INSATS_ORDER = V.INSATSER  # includes boende_vuxna (only 1999-2003)
 _N_LATENT = 14
 _MOVABLE = ("kontaktperson", "korttidsvistelse", "ledsagarservice", "avlosarservice")
+#: Share of the population aged 65 or more (about a fifth in Sweden).
+_POP_OLD_SHARE = 0.2
 #: Share of persons a year served by two kommuner, each with its own insatser.
 _TWO_KOMMUN_SHARE = 0.03
 
@@ -61,36 +63,71 @@ class SynthResult:
 # personnummer
 
 
+_BIRTH_NUMBERS = 499  # birth numbers per date and sex: odd 1-997 (men), even 2-998 (women)
+
+
 def make_personnummer(
     rng: np.random.Generator,
     birth: np.ndarray,
     sex: np.ndarray,
     samord: np.ndarray,
-    taken: set[int] | None = None,
+    taken: set[int] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Unique 12-digit personnummer for birth dates (datetime64[D]), sex ("1"/"2") and a
-    samordningsnummer flag. Vectorised; duplicates are redrawn until none remain."""
+    samordningsnummer flag, none of them in ``taken`` (keys yyyymmddnnn, see :func:`_pnr_key`).
+
+    Vectorised: the persons of one birth date and sex get distinct birth numbers by construction
+    (a random start and a random step through the 499 numbers, 499 being prime); the few that hit
+    a taken number are redrawn."""
     n = len(birth)
     ymd = pd.DatetimeIndex(birth)
     # int64: the key yyyymmddnnn does not fit the int32 that DatetimeIndex fields come in
     year, month, day = (ymd.year.to_numpy(np.int64), ymd.month.to_numpy(np.int64), ymd.day.to_numpy(np.int64))
     day = np.where(samord, day + 60, day)
     male = sex == "1"
-    nnn = np.empty(n, np.int64)
-    todo = np.ones(n, bool)
-    existing = np.array(sorted(taken), dtype=np.int64) if taken else np.empty(0, np.int64)
-    for _ in range(50):
-        k = int(todo.sum())
-        draw = rng.integers(0, 499, size=k) * 2 + 1  # odd 1..997
-        draw = np.where(male[todo], draw, draw + 1)  # even 2..998
-        nnn[todo] = draw
-        key = ((year * 100 + month) * 100 + day) * 1000 + nnn
-        dup = pd.Series(key).duplicated(keep="first").to_numpy() | np.isin(key, existing)
-        todo = dup
-        if not todo.any():
-            break
-    else:  # pragma: no cover - needs more than 499 persons per birth date and sex
-        raise ValueError("too many synthetic persons for the birth dates drawn")
+    date_key = (year * 100 + month) * 100 + day
+    group = date_key * 2 + male
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    starts = (
+        np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]]) if n else np.empty(0, np.int64)
+    )
+    sizes = np.diff(np.r_[starts, n])
+    if n and sizes.max() > _BIRTH_NUMBERS:
+        raise ValueError("too many synthetic persons for one birth date and sex (at most 499)")
+    rank = np.arange(n) - np.repeat(starts, sizes)
+    gid = np.repeat(np.arange(len(starts)), sizes)
+    first = rng.integers(0, _BIRTH_NUMBERS, size=len(starts))
+    step = rng.integers(1, _BIRTH_NUMBERS, size=len(starts))
+    slot = np.empty(n, np.int64)
+    slot[order] = (first[gid] + rank * step[gid]) % _BIRTH_NUMBERS
+    nnn = slot * 2 + np.where(male, 1, 2)
+    if taken is None:
+        existing = np.empty(0, np.int64)
+    elif isinstance(taken, set):
+        existing = np.fromiter(taken, dtype=np.int64, count=len(taken))
+    else:
+        existing = np.asarray(taken, dtype=np.int64)
+    key = date_key * 1000 + nnn
+    todo = (
+        np.flatnonzero(pd.Series(key).isin(existing).to_numpy()) if len(existing) else np.empty(0, np.int64)
+    )
+    if todo.size:
+        # the numbers of everybody else, fixed: redraw only the few that hit a taken number
+        fixed = np.sort(np.concatenate([np.delete(key, todo), existing]))
+        accepted = np.empty(0, np.int64)
+        for _ in range(100):  # rounds over the rows still to place, not over rows
+            draw = rng.integers(0, _BIRTH_NUMBERS, size=todo.size) * 2 + 1
+            nnn[todo] = np.where(male[todo], draw, draw + 1)
+            new = date_key[todo] * 1000 + nnn[todo]
+            pos = np.minimum(np.searchsorted(fixed, new), len(fixed) - 1)
+            hit = (fixed[pos] == new) | np.isin(new, accepted) | pd.Series(new).duplicated().to_numpy()
+            accepted = np.concatenate([accepted, new[~hit]])
+            todo = todo[hit]
+            if not todo.size:
+                break
+        else:  # pragma: no cover - needs nearly every birth number of a date taken
+            raise ValueError("too many synthetic persons for the birth dates drawn")
     yy = year % 100
     digits = np.stack(
         [
@@ -646,10 +683,16 @@ def synthesise_population(result: SynthResult, size: int, seed: int = 0, year: i
         raise ValueError(f"a population of {size} cannot hold the {len(people)} LSS persons")
     codes, kw, _ = _kommun_weights()
     end = np.datetime64(dt.date(year, 12, 31))
-    age = np.minimum(np.floor(-np.log1p(-rng.random(k) * 0.9999) * 55), 105).astype(np.int64)
+    # an approximate Swedish age structure: even up to 65, then thinning (mean remaining 12 years)
+    old_age = rng.random(k) < _POP_OLD_SHARE
+    age = np.where(
+        old_age,
+        np.minimum(65 + np.floor(rng.exponential(12.0, size=k)), 105),
+        np.floor(rng.random(k) * 65),
+    ).astype(np.int64)
     birth = end - (age * 36525 // 100 + rng.integers(0, 365, size=k)).astype("timedelta64[D]")
     sex = np.where(rng.random(k) < 0.5, "1", "2")
-    taken = set(_pnr_key(result.persons["personnummer"].to_numpy()).tolist()) if k else set()
+    taken = _pnr_key(result.persons["personnummer"].to_numpy())
     pnr = make_personnummer(rng, birth, sex, np.zeros(k, bool), taken=taken)
     home = rng.choice(len(codes), size=k, p=kw)
     lss_codes = codes[people["home"].to_numpy()]

@@ -446,8 +446,8 @@ def prepare(
             "inputs": [i.__dict__ for i in inputs],
         },
     )
-    tmp.rename(directory)
-    sealed = cand.load(directory)
+    # the entry is written while the candidate is still in its temporary folder: if the ledger
+    # refuses, no candidate appears (its content hash does not depend on the folder's name)
     if ledger is not None:
         payload = {
             "order_id": order.order_id,
@@ -462,9 +462,15 @@ def prepare(
             "reasons": verdict.reasons,
             "risk": _risk_payload(report["risk"]),
         }
-        ledger.append(
-            "prepare" if releasable else "refuse", actor, payload, signer=keystore.get_signing_key(actor)
-        )
+        try:
+            ledger.append(
+                "prepare" if releasable else "refuse", actor, payload, signer=keystore.get_signing_key(actor)
+            )
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    tmp.rename(directory)
+    sealed = cand.load(directory)
     return sealed
 
 

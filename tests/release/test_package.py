@@ -1,0 +1,340 @@
+"""The delivery package: every file the researcher gets, read back; byte-identical when made
+again; and all or nothing when writing fails half-way."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lsssdc import release
+from lsssdc.errors import DisclosureRefused, InputDataError
+from lsssdc.identity.keystore import KeyStore
+from lsssdc.register import variables as V
+from lsssdc.release import approval, package
+from lsssdc.release.candidate import DECISIONS
+from tests.release.conftest import (
+    DAGLIG,
+    MORTALITY,
+    PASSPHRASE,
+    Release,
+    copy_candidate,
+    files_under,
+    make_keystore,
+    open_ledger,
+    order_path,
+    policy_path,
+    prepare_order,
+)
+
+PACKAGE_FILES = [
+    "MANIFEST.sha256",
+    "README.md",
+    "codebook.md",
+    "data.csv",
+    "data.dta",
+    "data.parquet",
+    "datapackage.json",
+    "order.yaml",
+    "policy.yaml",
+]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def linked(linked_release: Release) -> dict:
+    """The linked order on the small register, prepared, approved and delivered once per session."""
+    r = linked_release
+    return {
+        "root": r.root,
+        "keys": r.keystore.path,
+        "store": r.keystore,
+        "policy": r.policy,
+        "ledger": r.ledger,
+        "candidate": r.candidate,
+        "package": r.package,
+        "files": r.result["files"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# what is in a package
+
+
+def test_package_has_every_file(linked) -> None:
+    assert sorted(p.name for p in linked["package"].iterdir()) == PACKAGE_FILES
+    assert linked["files"] == {p.name: _sha(p) for p in linked["package"].iterdir()}
+
+
+def test_manifest_lists_every_other_file_and_every_line_matches(linked) -> None:
+    pkg = linked["package"]
+    lines = (pkg / "MANIFEST.sha256").read_text(encoding="utf-8").splitlines()
+    listed = {}
+    for line in lines:
+        m = re.fullmatch(r"([0-9a-f]{64})  (\S+)", line)
+        assert m, line
+        listed[m.group(2)] = m.group(1)
+    assert sorted(listed) == [n for n in PACKAGE_FILES if n != "MANIFEST.sha256"]
+    for name, digest in listed.items():
+        assert _sha(pkg / name) == digest, name
+
+
+def test_the_three_data_files_hold_the_same_data(linked) -> None:
+    pkg = linked["package"]
+    parquet = pd.read_parquet(pkg / "data.parquet")
+    candidate = pd.read_parquet(linked["candidate"] / "data.parquet")
+    pd.testing.assert_frame_equal(parquet, candidate)
+    csv = pd.read_csv(pkg / "data.csv", dtype=str, keep_default_na=False)
+    assert list(csv.columns) == list(parquet.columns)
+    as_text = parquet.astype("string").fillna("")
+    for col in csv.columns:
+        assert csv[col].tolist() == as_text[col].tolist(), col
+    stata = pd.read_stata(pkg / "data.dta", convert_categoricals=False)
+    assert list(stata.columns) == list(parquet.columns) and len(stata) == len(parquet)
+    assert stata["pseudonym"].tolist() == parquet["pseudonym"].tolist()
+    codes = pd.to_numeric(parquet["personkrets"], errors="coerce")
+    assert stata["personkrets"].isna().tolist() == codes.isna().tolist()
+    assert stata["personkrets"].dropna().astype(int).tolist() == codes.dropna().astype(int).tolist()
+    deaths = stata["death_date"].replace("", pd.NA)
+    assert deaths.notna().sum() == parquet["death_date"].notna().sum() > 0
+
+
+def test_stata_file_has_variable_and_value_labels(linked) -> None:
+    with pd.read_stata(linked["package"] / "data.dta", iterator=True) as reader:
+        var_labels = reader.variable_labels()
+        value_labels = reader.value_labels()
+        data_label = reader.data_label
+    assert data_label == "LSS B2026-0023"
+    assert var_labels["sex"] == V.BY_NAME["sex"].label_sv == "Kön"  # å, ä, ö survive
+    assert var_labels["bostad_vuxna"] == V.BY_NAME["bostad_vuxna"].label_sv
+    assert all(var_labels[c] for c in var_labels) and all(len(v) <= 80 for v in var_labels.values())
+    assert value_labels["sex"] == {1: "Man", 2: "Kvinna"}
+    assert set(value_labels["personkrets"]) >= {1, 2, 3}
+    assert value_labels["daglig_verksamhet"][1] == V.BY_NAME["daglig_verksamhet"].values["1"][0]
+    labelled = pd.read_stata(linked["package"] / "data.dta")
+    assert set(labelled["sex"].dropna().unique()) == {"Man", "Kvinna"}
+
+
+def test_datapackage_resources_match_their_files(linked) -> None:
+    pkg = linked["package"]
+    dp = json.loads((pkg / "datapackage.json").read_text(encoding="utf-8"))
+    assert dp["name"] == "b2026-0023" and dp["lsssdc"]["order_id"] == "B2026-0023"
+    assert (
+        dp["lsssdc"]["content_hash"]
+        == json.loads((linked["candidate"] / "candidate.json").read_text())["content_hash"]
+    )
+    paths = {r["path"] for r in dp["resources"]}
+    assert paths == {"data.csv", "data.parquet"}
+    columns = list(pd.read_parquet(pkg / "data.parquet").columns)
+    for r in dp["resources"]:
+        f = pkg / r["path"]
+        assert r["bytes"] == f.stat().st_size
+        assert r["hash"] == "sha256:" + _sha(f)
+        fields = r["schema"]["fields"]
+        assert [x["name"] for x in fields] == columns
+        assert all(x["title"] for x in fields)
+        sex = next(x for x in fields if x["name"] == "sex")
+        assert {c["value"] for c in sex["categories"]} == {"1", "2"}
+
+
+def test_codebook_and_readme_document_the_delivery(linked) -> None:
+    pkg = linked["package"]
+    codebook = (pkg / "codebook.md").read_text(encoding="utf-8")
+    for col in pd.read_parquet(pkg / "data.parquet").columns:
+        assert f"## `{col}`" in codebook, col
+    assert "**Sv:** Kön" in codebook and "**En:** Sex" in codebook
+    assert "Undertryckta värden / Suppressed values" in codebook
+    readme = (pkg / "README.md").read_text(encoding="utf-8")
+    assert "# Delivery B2026-0023" in readme
+    assert "2010: 2010-10-01" in readme and "2023: 2023-10-01" in readme  # measurement dates
+    assert "## Historical breaks" in readme and "personkrets" in readme
+    assert "## Pseudonyms" in readme and "deaths: death_date" in readme
+    assert "values suppressed" in readme
+
+
+def test_policy_and_order_are_the_files_used(linked) -> None:
+    pkg = linked["package"]
+    assert (pkg / "policy.yaml").read_bytes() == linked["policy"].read_bytes()
+    assert (pkg / "order.yaml").read_bytes() == order_path(MORTALITY[1]).read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# byte-identical
+
+
+def _prepare_and_deliver(result, keys_file: Path, pol: Path, order: Path, root: Path) -> tuple[Path, Path]:
+    store = KeyStore.open(keys_file, PASSPHRASE)
+    with open_ledger(root / "audit" / "ledger.sqlite", store) as book:
+        cand = prepare_order(result, pol, order, store, root / "work", book)
+        release.approve(cand.path, "reviewer-a", store, book)
+        done = release.deliver(cand.path, root / "delivery" / cand.path.name, store, book, "ordering-service")
+    return cand.path, Path(done["package"])
+
+
+def _same_bytes(a: Path, b: Path, skip: tuple[str, ...] = ()) -> None:
+    fa = sorted(p.relative_to(a).as_posix() for p in files_under(a) if p.name not in skip)
+    fb = sorted(p.relative_to(b).as_posix() for p in files_under(b) if p.name not in skip)
+    assert fa == fb
+    for rel in fa:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_same_inputs_keys_and_seed_give_byte_identical_packages(linked, small, tmp_path) -> None:
+    """Prepared twice into two work areas with the same key store file, delivered twice."""
+    cand2, pkg2 = _prepare_and_deliver(
+        small, linked["keys"], linked["policy"], order_path(MORTALITY[1]), tmp_path
+    )
+    _same_bytes(linked["package"], pkg2)
+    _same_bytes(linked["candidate"], cand2, skip=DECISIONS)
+
+
+def test_another_key_store_gives_other_bytes(daglig, small, tmp_path) -> None:
+    """The comparison above can fail: with other keys the pseudonyms, and so the bytes, differ."""
+    other = make_keystore(tmp_path / "keys" / "k.json")
+    again = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), other, tmp_path / "w", None)
+    assert (again.path / "data.parquet").read_bytes() != (daglig["candidate"] / "data.parquet").read_bytes()
+    assert (again.path / "policy.yaml").read_bytes() == (daglig["candidate"] / "policy.yaml").read_bytes()
+
+
+@pytest.mark.slow
+def test_shipped_mortality_order_is_byte_identical(mortality, big, tmp_path) -> None:
+    """The same on the big register with the shipped policy (prepare + deliver, about 15 s)."""
+    pol, order = policy_path(MORTALITY[0]), order_path(MORTALITY[1])
+    cand2, pkg2 = _prepare_and_deliver(big, Path(mortality.keystore.path), pol, order, tmp_path)
+    _same_bytes(mortality.package, pkg2)
+    _same_bytes(mortality.candidate, cand2, skip=DECISIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# all or nothing
+
+
+@pytest.fixture(scope="module")
+def daglig(tmp_path_factory: pytest.TempPathFactory, small) -> dict:
+    """The (smaller) daglig-verksamhet order, prepared once for the failure tests to copy."""
+    root = tmp_path_factory.mktemp("package-daglig")
+    store = make_keystore(root / "keys" / "lsssdc-keys.json")
+    cand = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, root / "work", None)
+    assert cand.verdict == "releasable"
+    return {"store": store, "candidate": cand.path}
+
+
+@pytest.fixture
+def approved(daglig, tmp_path):
+    """A fresh, approved copy of that candidate, a fresh ledger, and a delivery place."""
+    store: KeyStore = daglig["store"]
+    book = open_ledger(tmp_path / "audit" / "ledger.sqlite", store)
+    cand = copy_candidate(daglig["candidate"], tmp_path / "work")
+    release.approve(cand, "reviewer-a", store, book)
+    yield {"store": store, "ledger": book, "candidate": cand, "to": tmp_path / "delivery" / "pkg"}
+    book.close()
+
+
+def _deliver(a: dict) -> dict:
+    return release.deliver(a["candidate"], a["to"], a["store"], a["ledger"], "ordering-service")
+
+
+def _nothing_left(a: dict) -> None:
+    assert not a["to"].exists()
+    leftovers = list(a["to"].parent.iterdir()) if a["to"].parent.exists() else []
+    assert leftovers == []  # no temporary directory either
+    assert [e.kind for e in a["ledger"].entries()] == ["approve"]
+    assert a["ledger"].verify().ok
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()])
+def test_failure_while_writing_leaves_nothing(approved, monkeypatch, error) -> None:
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(package, "_write_stata", broken)
+    with pytest.raises(type(error)):
+        _deliver(approved)
+    _nothing_left(approved)
+    monkeypatch.undo()
+    _deliver(approved)  # and it can be delivered afterwards
+    assert [e.kind for e in approved["ledger"].entries()] == ["approve", "deliver"]
+
+
+def test_failure_of_the_rename_leaves_nothing(approved, monkeypatch) -> None:
+    real = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        if str(src).endswith(".part"):
+            raise OSError("rename failed")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError):
+        _deliver(approved)
+    _nothing_left(approved)
+
+
+def test_a_ledger_failure_after_the_rename_removes_the_package(approved, monkeypatch) -> None:
+    seen = {}
+
+    def broken(kind, *args, **kwargs):
+        seen["package_existed"] = approved["to"].is_dir()
+        raise OSError("the ledger's disk is full")
+
+    monkeypatch.setattr(approved["ledger"], "append", broken)
+    with pytest.raises(OSError):
+        _deliver(approved)
+    monkeypatch.undo()
+    assert seen == {"package_existed": True}
+    _nothing_left(approved)
+
+
+def test_an_existing_target_is_never_overwritten(approved) -> None:
+    approved["to"].mkdir(parents=True)
+    (approved["to"] / "keep.txt").write_text("theirs", encoding="utf-8")
+    with pytest.raises(InputDataError) as info:
+        _deliver(approved)
+    assert info.value.problems[0].code == "target_exists"
+    assert (approved["to"] / "keep.txt").read_text(encoding="utf-8") == "theirs"
+    assert len(approved["ledger"]) == 1
+
+
+def test_data_swapped_after_the_approval_check_is_not_delivered(approved, monkeypatch) -> None:
+    """The package is made from the bytes that were checked, not from whatever is there later."""
+    real = approval.verify_approval
+
+    def verify_then_swap(candidate, keys):
+        record = real(candidate, keys)
+        data = candidate.path / "data.parquet"
+        df = pd.read_parquet(data)
+        df.to_parquet(data, index=False, compression="gzip")  # same data, other bytes
+        return record
+
+    monkeypatch.setattr(approval, "verify_approval", verify_then_swap)
+    with pytest.raises(DisclosureRefused) as info:
+        _deliver(approved)
+    assert info.value.problems[0].code == "candidate_changed"
+    _nothing_left(approved)
+
+
+def test_a_candidate_without_its_policy_file_is_refused_cleanly(small, tmp_path) -> None:
+    store = make_keystore(tmp_path / "keys" / "k.json")
+    with open_ledger(tmp_path / "audit" / "l.sqlite", store) as book:
+        cand = prepare_order(
+            small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, tmp_path / "w", book
+        )
+        (cand.path / "policy.yaml").unlink()
+        from lsssdc.release import candidate as C
+
+        meta = {k: v for k, v in cand.manifest.items() if k not in ("files", "content_hash")}
+        meta.pop("format")
+        C.seal(cand.path, meta)  # sealed without it, as prepare does when given no policy file
+        release.approve(cand.path, "reviewer-a", store, book)
+        with pytest.raises(InputDataError) as info:
+            release.deliver(cand.path, tmp_path / "out" / "x", store, book, "ordering-service")
+        assert info.value.problems[0].code == "bad_candidate"
+        assert not (tmp_path / "out" / "x").exists() and [e.kind for e in book.entries()][-1] == "approve"
