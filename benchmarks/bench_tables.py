@@ -1,0 +1,126 @@
+"""Cell suppression and its audit at register scale; prints one JSON object.
+
+The table: persons by kommun (290 kommuner within 21 län within riket) x sex x age band
+(8 bands) x insats (11 flags of the year, as a union margin), every margin included, one table
+per year for the 25 synthetic years 2000-2024 (``synthesise(years=range(2000, 2025),
+persons=75000, seed=0)``). Tables of different years share no cell, so each year is its own
+problem. Rule: frequency threshold 3, zeros shown.
+
+Timed separately (wall clock): ``build_seconds`` (the 25 tables from the register; the
+synthesis itself is not timed), ``protect_seconds`` (primary and secondary suppression,
+including the attacks run inside it) and ``audit_seconds`` (the independent attacker over all
+25 tables at once, as the release gate runs it). ``total_seconds`` is protect + audit, the
+target is < 60 s. ``peak_mb`` is this process's peak resident set size during protect and audit
+(the peak is reset after the tables are built, via ``/proc/self/clear_refs``; where that is not
+possible it is the lifetime peak); ``data_mb`` is the resident size just before protect (the 25
+tables); ``worker_peak_mb`` is the largest peak of the worker processes (``--workers``,
+default 2).
+
+Usage: ``python benchmarks/bench_tables.py [--years 25] [--workers 2] [--persons 75000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+
+from lsssdc.disclosure.audit import audit
+from lsssdc.disclosure.tables import FrequencyRule, Rules, build_table, protect
+from lsssdc.register.synth import synthesise
+
+TARGET_SECONDS = 60.0
+DIMS = ["kommun", "sex", "age_band", "insats"]
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    m = re.search(rf"{field}:\s+(\d+)\s+kB", text)
+    return round(int(m.group(1)) / 1024, 1) if m else None
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--years", type=int, default=25, help="number of years ending 2024 (default 25)")
+    ap.add_argument("--persons", type=int, default=75_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    years = range(2025 - args.years, 2025)
+
+    t0 = time.perf_counter()
+    reg = synthesise(years=years, persons=args.persons, seed=args.seed).register
+    synth_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    tables = [build_table(reg[reg["year"] == y], DIMS, "persons", name=f"persons_{y}") for y in years]
+    build_s = time.perf_counter() - t0
+    del reg
+    gc.collect()
+    peak_reset = _reset_peak()
+    data_mb = _status_mb("VmRSS")
+
+    rules = Rules(FrequencyRule(threshold=3, zero_is_safe=True))
+    t0 = time.perf_counter()
+    protected = protect(tables, rules, workers=args.workers)
+    protect_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    report = audit(protected)
+    audit_s = time.perf_counter() - t0
+
+    self_mb = _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    counts = protected.counts()
+    out = {
+        "benchmark": "tables",
+        "table": "persons by kommun (in län in riket) x sex x age band (8) x insats, all margins",
+        "years": args.years,
+        "tables": len(tables),
+        "cells": counts["cells"],
+        "primary": counts["primary"],
+        "secondary": counts["secondary"],
+        "published": counts["published"],
+        "lp_repairs": protected.report.get("lp_repairs"),
+        "audit_passed": report.passed,
+        "audit_failed_cells": report.summary["failed"],
+        "audit_lps": report.summary["lps"],
+        "audit_witnesses_valid": report.summary["witnesses_valid"],
+        "synth_seconds_untimed": round(synth_s, 2),
+        "build_seconds": round(build_s, 2),
+        "protect_seconds": round(protect_s, 2),
+        "audit_seconds": round(audit_s, 2),
+        "total_seconds": round(protect_s + audit_s, 2),
+        "target_seconds": TARGET_SECONDS,
+        "within_target": protect_s + audit_s < TARGET_SECONDS,
+        "peak_mb": round(self_mb, 1),
+        "peak_reset_after_build": peak_reset,
+        "data_mb": data_mb,
+        "worker_peak_mb": round(child_mb, 1),
+        "workers": args.workers,
+        "python": platform.python_version(),
+    }
+    json.dump(out, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

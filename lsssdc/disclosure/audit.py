@@ -1,0 +1,731 @@
+"""The attacker: how far can a reader of the published tables narrow each hidden cell?
+
+The audit takes the published tables as an attacker would: every published cell as a constant,
+every relation of every table (equations where margins add up, and the bounds of a persons
+margin over insatser or kommuner: at least its largest cell, at most the sum of its cells), the
+cells of linked tables identified with each other, and all cells non-negative. For each hidden
+cell it solves two linear programmes (minimise and maximise the cell) with HiGHS, and checks
+that every cell the rules call sensitive is hidden and keeps its protection interval.
+
+What the audit requires of a sensitive cell with value v (recomputed here from the rules and the
+cell statistics, not taken from the suppression):
+
+* frequency rule, count table: upper bound >= v + max(1, threshold - n) and lower bound <= v - 1
+  (n = persons in the cell): the attacker can neither pin the cell nor rule out that it is a
+  safe count, nor be sure that anybody is in it; a sensitive zero cell needs upper >= threshold;
+* magnitude tables: the (n, k) dominance and p% rules' protection levels, and for too few
+  contributors ``safety_range`` percent of the value, each way.
+
+The attacker uses the linear relaxation (cells are real numbers), as sdcTable and tau-ARGUS do;
+``integer=True`` asks for integer solutions (small tables).
+
+Solving two LPs per hidden cell is what the attacker does and what the audit does for small
+problems (every hidden cell gets its exact interval). On a register-scale table one LP over a
+year's 40,000 hidden cells takes seconds to minutes, so for large problems the audit proves
+instead of optimising: the constraint matrix is built once (sparse) and split into connected
+components of hidden cells; any feasible table shows how far each cell it moves can go, so a
+cell whose requirement is reached by some feasible table is proven protected. Feasible tables
+come from (1) the suppression's witnesses, which the audit does not trust but checks against
+its own matrices (one sparse product for all of them; a wrong witness is simply discarded),
+and (2) LPs over a growing neighbourhood of the cell with every other hidden cell fixed at its
+true value (a smaller feasible set, so its optimum is a valid proof). A cell still unproven gets
+the exact LPs over its whole component (``confirm``), so every reported failure is a real one.
+An interval reported with ``exact=False`` is the part of the true interval proven so far.
+
+This module shares nothing with the suppression code except the data structures of a table.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse.csgraph import connected_components
+
+from lsssdc.disclosure.tables import ProtectedTables, Table
+
+# relation kind codes of the table data structure
+_SUM, _UNION, _DISJOINT = 0, 1, 2
+_GEO = {"kommun": "kommun", "lan": "kommun"}  # a län is a level of the kommun dimension
+
+#: with at most this many hidden cells every hidden cell gets its exact interval
+EXACT_LIMIT = 400
+_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Per sensitive cell the interval the attacker can prove and whether it is wide enough.
+
+    ``cells`` has one row per sensitive or hidden cell: table, coordinates, value, status,
+    sensitive, reasons, required lower/upper, attacker lower/upper (None when unbounded),
+    ``exact`` (True when both bounds are the LP optimum, False when they are proven inner
+    bounds: the true interval is at least this wide) and ``ok``.
+    """
+
+    passed: bool
+    cells: pd.DataFrame
+    summary: dict[str, Any]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self, *, cells: bool = True) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "passed": self.passed,
+            "summary": dict(self.summary),
+            "failures": list(self.failures),
+        }
+        if cells:
+            recs = self.cells.to_dict(orient="records")
+            for r in recs:
+                for k, v in r.items():
+                    if isinstance(v, float | np.floating) and not np.isfinite(v):
+                        r[k] = None  # unbounded, or nothing required
+                    elif isinstance(v, np.generic):
+                        r[k] = v.item()
+            d["cells"] = recs
+        return d
+
+
+# ---------------------------------------------------------------------------------------------
+# what each cell needs
+
+
+def _needs(table: Table, rules: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sensitive mask, reason text code, required upper and lower protection per cell."""
+    v = table.cells["value"].to_numpy(dtype=np.float64)
+    n = table.cells["contributors"].to_numpy(dtype=np.float64)
+    freq = rules.frequency
+    t = float(freq.threshold)
+    upl = np.zeros(len(v))
+    lpl = np.zeros(len(v))
+    reason = np.zeros(len(v), np.int64)
+    few = (n >= 1) & (n < t)
+    if table.measure is None:
+        upl = np.where(few, np.maximum(1.0, t - n), upl)
+        lpl = np.where(few, np.minimum(v, 1.0), lpl)
+        zero = (n == 0) & (not freq.zero_is_safe)
+        upl = np.where(zero, t, upl)
+        reason |= few * 1 | zero * 2
+    else:
+        r = freq.safety_range / 100.0
+        upl = np.where(few, r * v, upl)
+        lpl = np.where(few, r * v, lpl)
+        zero = (n == 0) & (not freq.zero_is_safe)
+        upl = np.where(zero, np.maximum(upl, 1.0), upl)
+        reason |= few * 1 | zero * 2
+        top = table.top if table.top is not None else np.zeros((len(v), 2))
+        for rule in rules.dominance:
+            k = min(rule.n, top.shape[1])
+            if rule.n > top.shape[1]:
+                raise ValueError(f"the table keeps {top.shape[1]} top contributions; the rule needs {rule.n}")
+            s = top[:, :k].sum(axis=1)
+            hit = (v > 0) & (s > rule.k / 100.0 * v)
+            need = 100.0 / rule.k * s - v
+            upl = np.where(hit, np.maximum(upl, need), upl)
+            lpl = np.where(hit, np.maximum(lpl, need), lpl)
+            reason |= hit * 4
+        if rules.p_rule is not None:
+            p = rules.p_rule.p / 100.0
+            x1, x2 = top[:, 0], top[:, 1]
+            slack = v - x1 - x2
+            hit = (v > 0) & (slack < p * x1)
+            need = p * x1 - slack
+            upl = np.where(hit, np.maximum(upl, need), upl)
+            lpl = np.where(hit, np.maximum(lpl, need), lpl)
+            reason |= hit * 8
+    lpl = np.minimum(lpl, v)
+    return reason > 0, reason, upl, lpl
+
+
+_REASON_TEXT = {1: "frequency", 2: "zero", 4: "dominance", 8: "p_percent"}
+
+
+def _reason_text(code: int) -> str:
+    return ",".join(name for bit, name in _REASON_TEXT.items() if code & bit)
+
+
+_REASON_LOOKUP = np.array([_reason_text(c) for c in range(16)], dtype=object)
+
+
+# ---------------------------------------------------------------------------------------------
+# the attacker's variables: cells, with linked tables' shared cells identified
+
+
+def _cell_keys(table: Table, dims: list[str]) -> np.ndarray:
+    """A text key per cell over ``dims`` (a dimension the table lacks or holds at its total is '*')."""
+    parts = []
+    for d in dims:
+        own = [x for x in table.dims if _GEO.get(x, x) == d]
+        if not own:
+            parts.append(np.full(table.size, "*", dtype=object))
+            continue
+        name = own[0]
+        h = table.hierarchies[name]
+        codes = np.asarray(h.codes, dtype=object)
+        parents = np.asarray(h.parents)
+        has_children = np.zeros(h.size, bool)
+        has_children[parents[parents >= 0]] = True
+        star = (parents < 0) & has_children
+        code = np.where(star, "*", codes)
+        parts.append(code[table.nodes[:, table.dims.index(name)]])
+    out = parts[0].astype(str)
+    for p in parts[1:]:
+        out = np.char.add(np.char.add(out, "|"), p.astype(str))
+    return out
+
+
+def _global_ids(tables: list[Table]) -> tuple[list[np.ndarray], int]:
+    """Global cell number of each table's cells; linked tables share numbers for shared cells."""
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tables):
+        key = (t.unit, t.measure, tuple(sorted(t.scope.items())))
+        groups.setdefault(key, []).append(i)
+    ids: list[np.ndarray] = [np.zeros(0, np.int64)] * len(tables)
+    offset = 0
+    for members in groups.values():
+        if len(members) == 1:
+            i = members[0]
+            ids[i] = np.arange(tables[i].size, dtype=np.int64) + offset
+            offset += tables[i].size
+            continue
+        dims = sorted({_GEO.get(d, d) for i in members for d in tables[i].dims})
+        keys = [_cell_keys(tables[i], dims) for i in members]
+        codes, uniq = pd.factorize(np.concatenate(keys), sort=False)
+        start = 0
+        for i, k in zip(members, keys, strict=True):
+            ids[i] = codes[start : start + len(k)].astype(np.int64) + offset
+            start += len(k)
+        offset += len(uniq)
+    return ids, offset
+
+
+# ---------------------------------------------------------------------------------------------
+# the constraint matrix
+
+
+@dataclass
+class _Model:
+    a_eq: sp.csr_matrix
+    b_eq: np.ndarray
+    a_ub: sp.csr_matrix
+    b_ub: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+
+
+def _rows(tables: list[Table], ids: list[np.ndarray], use_bounds: bool) -> tuple[list, list]:
+    """Triplets (row, global cell, coefficient) of equations and of '<= 0' inequalities."""
+    eq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    ub: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    n_eq = n_ub = 0
+    for t, gid in zip(tables, ids, strict=True):
+        rel = t.relations
+        if rel.size == 0:
+            continue
+        cnt = np.diff(rel.ptr)
+        rel_of_child = np.repeat(np.arange(rel.size), cnt)
+        parent_g = gid[rel.parent]
+        child_g = gid[rel.children]
+        # parent - sum(children) (= 0 for sums; <= 0 for the union's upper bound);
+        # sum(children) - parent <= 0 for disjoint children
+        for kind, sign in ((_SUM, 1.0), (_UNION, 1.0), (_DISJOINT, -1.0)):
+            if kind != _SUM and not use_bounds:
+                continue
+            sel = np.flatnonzero(rel.kind == kind)
+            if len(sel) == 0:
+                continue
+            base = n_eq if kind == _SUM else n_ub
+            row_of = np.full(rel.size, -1, np.int64)
+            row_of[sel] = base + np.arange(len(sel))
+            csel = np.flatnonzero(rel.kind[rel_of_child] == kind)
+            r = np.concatenate([row_of[sel], row_of[rel_of_child[csel]]])
+            c = np.concatenate([parent_g[sel], child_g[csel]])
+            v = np.concatenate([np.full(len(sel), sign), np.full(len(csel), -sign)])
+            (eq if kind == _SUM else ub).append((r, c, v))
+            if kind == _SUM:
+                n_eq += len(sel)
+            else:
+                n_ub += len(sel)
+            if kind == _UNION:
+                # every child <= parent
+                k = len(csel)
+                rows = n_ub + np.arange(k)
+                ub.append(
+                    (
+                        np.concatenate([rows, rows]),
+                        np.concatenate([child_g[csel], parent_g[rel_of_child[csel]]]),
+                        np.concatenate([np.ones(k), -np.ones(k)]),
+                    )
+                )
+                n_ub += k
+    return [eq, n_eq], [ub, n_ub]
+
+
+def _split(
+    parts: list, n_rows: int, values: np.ndarray, var: np.ndarray, n_var: int
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Move published cells to the right-hand side; keep rows with a hidden cell."""
+    if not parts:
+        return sp.csr_matrix((0, n_var)), np.zeros(0)
+    r = np.concatenate([p[0] for p in parts])
+    c = np.concatenate([p[1] for p in parts])
+    v = np.concatenate([p[2] for p in parts])
+    hid = var[c] >= 0
+    rhs = -np.bincount(r[~hid], weights=v[~hid] * values[c[~hid]], minlength=n_rows)
+    m = sp.csr_matrix((v[hid], (r[hid], var[c[hid]])), shape=(n_rows, n_var))
+    m.sum_duplicates()
+    keep = np.diff(m.indptr) > 0
+    return m[keep], rhs[keep]
+
+
+# ---------------------------------------------------------------------------------------------
+# solving
+
+
+def _lp(c: np.ndarray, model: _Model, integer: bool = False) -> np.ndarray | None:
+    """A vertex optimising ``c`` over the attacker's feasible set (None when none is found).
+
+    Solved by HiGHS through :func:`scipy.optimize.milp` (no integrality: a linear programme).
+    """
+    a = sp.vstack([model.a_eq, model.a_ub]).tocsr()
+    lo = np.concatenate([model.b_eq, np.full(model.a_ub.shape[0], -np.inf)])
+    hi = np.concatenate([model.b_eq, model.b_ub])
+    res = milp(
+        c,
+        constraints=LinearConstraint(a, lo, hi) if a.shape[0] else (),
+        bounds=Bounds(model.lb, model.ub),
+        integrality=np.ones(len(c)) if integer else None,
+    )
+    return res.x if res.status == 0 and res.x is not None else None
+
+
+def _sub(model: _Model, cols: np.ndarray) -> _Model:
+    """The model restricted to a component's variables (rows touching them)."""
+
+    def part(a: sp.csr_matrix, b: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        if a.shape[0] == 0:
+            return sp.csr_matrix((0, len(cols))), np.zeros(0)
+        ac = a[:, cols]
+        rows = np.flatnonzero(np.diff(ac.tocsr().indptr) > 0)
+        return ac.tocsr()[rows], b[rows]
+
+    a_eq, b_eq = part(model.a_eq, model.b_eq)
+    a_ub, b_ub = part(model.a_ub, model.b_ub)
+    return _Model(a_eq, b_eq, a_ub, b_ub, model.lb[cols], model.ub[cols])
+
+
+def _interval(model: _Model, j: int, integer: bool) -> tuple[float, float]:
+    c = np.zeros(len(model.lb))
+    c[j] = 1.0
+    lo = _lp(c, model, integer)
+    hi = _lp(-c, model, integer)
+    if lo is None or hi is None:
+        raise RuntimeError("the attacker's problem has no solution: the table is inconsistent")
+    return float(lo[j]), float(hi[j])
+
+
+def _restricted(model: _Model, values: np.ndarray, free: np.ndarray) -> _Model:
+    """The model with only ``free`` variables; every other hidden cell fixed at its true value.
+
+    Its feasible set lies inside the attacker's, so any point it yields is a proof.
+    """
+
+    def part(a: sp.csr_matrix, b: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        if a.shape[0] == 0:
+            return sp.csr_matrix((0, len(free))), np.zeros(0)
+        af = a[:, free].tocsr()
+        rows = np.flatnonzero(np.diff(af.indptr) > 0)
+        rest = a[rows] @ values - af[rows] @ values[free]
+        return af[rows], b[rows] - rest
+
+    a_eq, b_eq = part(model.a_eq, model.b_eq)
+    a_ub, b_ub = part(model.a_ub, model.b_ub)
+    return _Model(a_eq, b_eq, a_ub, b_ub, model.lb[free], model.ub[free])
+
+
+def _ball(rows_of: sp.csc_matrix, vars_of: sp.csr_matrix, start: int, size: int) -> np.ndarray:
+    """Up to ``size`` variables nearest to ``start`` in the graph of shared rows.
+
+    ``rows_of`` and ``vars_of`` are the constraint pattern by column and by row.
+    """
+    seen = np.zeros(vars_of.shape[1], bool)
+    seen[start] = True
+    frontier = np.array([start])
+    count = 1
+    while len(frontier) and count < size:
+        rows = np.unique(
+            np.concatenate([rows_of.indices[rows_of.indptr[f] : rows_of.indptr[f + 1]] for f in frontier])
+        )
+        if len(rows) == 0:
+            break
+        nxt = np.unique(
+            np.concatenate([vars_of.indices[vars_of.indptr[r] : vars_of.indptr[r + 1]] for r in rows])
+        )
+        nxt = nxt[~seen[nxt]][: size - count]
+        seen[nxt] = True
+        count += len(nxt)
+        frontier = nxt
+    return np.flatnonzero(seen)
+
+
+def _verify(
+    protected: ProtectedTables,
+    ids: list[np.ndarray],
+    var: np.ndarray,
+    model: _Model,
+    v_h: np.ndarray,
+    goal_up: np.ndarray,
+    goal_down: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Check the suppression's witnesses against this model; each valid one is a feasible
+    table and proves how far its target (and every cell it moves) can go."""
+    nv = len(v_h)
+    cert_up = np.zeros(nv, bool)
+    cert_down = np.zeros(nv, bool)
+    lo = v_h.copy()
+    hi = v_h.copy()
+    w = protected.witnesses
+    if not w or len(w.get("target_table", [])) == 0 or nv == 0:
+        return cert_up, cert_down, lo, hi, 0
+    n_w = len(w["target_table"])
+    offsets = np.cumsum([0] + [len(i) for i in ids])
+    glob = lambda t, c: np.concatenate(ids)[offsets[np.asarray(t)] + np.asarray(c)]  # noqa: E731
+    target = var[glob(w["target_table"], w["target_cell"])]
+    cells = var[glob(w["table"], w["cell"])]
+    y = np.asarray(w["y"], np.float64)
+    wid = np.asarray(w["witness"], np.int64)
+    valid = np.ones(n_w, bool)
+    valid[wid[(cells < 0) & (np.abs(y) > 0)]] = False  # a published cell cannot move
+    valid &= target >= 0
+    keep = cells >= 0
+    ymat = sp.csc_matrix((y[keep], (cells[keep], wid[keep])), shape=(nv, n_w))
+    ymat.sum_duplicates()
+    tol = 1e-6
+    if model.a_eq.shape[0]:
+        r = (model.a_eq @ ymat).tocoo()
+        scale = tol * (1.0 + np.abs(model.b_eq[r.row]))
+        valid[r.col[np.abs(r.data) > scale]] = False
+    if model.a_ub.shape[0]:
+        slack = model.b_ub - model.a_ub @ v_h
+        r = (model.a_ub @ ymat).tocoo()
+        valid[r.col[r.data > slack[r.row] + tol * (1.0 + np.abs(model.b_ub[r.row]))]] = False
+    c = ymat.tocoo()
+    x = v_h[c.row] + c.data
+    valid[c.col[(x < model.lb[c.row] - tol) | (x > model.ub[c.row] + tol)]] = False
+    good = valid[c.col]
+    np.maximum.at(hi, c.row[good], x[good])
+    np.minimum.at(lo, c.row[good], x[good])
+    # every valid witness is a feasible table: it proves a bound for each cell it moves
+    tol_v = tol * np.maximum(1.0, np.abs(v_h))
+    cert_up = hi >= goal_up - tol_v
+    cert_down = lo <= goal_down + tol_v
+    return cert_up, cert_down, lo, hi, int(valid.sum())
+
+
+def _groups(protected: ProtectedTables) -> list[list[int]]:
+    """Tables that may share cells (same unit, measure and population) form one problem."""
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(protected.tables):
+        groups.setdefault((t.unit, t.measure, tuple(sorted(t.scope.items()))), []).append(i)
+    return list(groups.values())
+
+
+def _subset(protected: ProtectedTables, members: list[int]) -> ProtectedTables:
+    """The protected tables of one group, witnesses renumbered to the group."""
+    w = protected.witnesses
+    sub_w = None
+    if w and len(w.get("target_table", [])):
+        where = np.full(len(protected.tables), -1, np.int64)
+        where[members] = np.arange(len(members))
+        keep_w = where[np.asarray(w["target_table"])] >= 0
+        # a witness reaching into another group is not one of this group's: dropped
+        outside = np.asarray(w["witness"])[where[np.asarray(w["table"])] < 0]
+        keep_w[outside] = False
+        entry = keep_w[np.asarray(w["witness"])]
+        renum = np.cumsum(keep_w) - 1
+        sub_w = {
+            "target_table": where[np.asarray(w["target_table"])[keep_w]],
+            "target_cell": np.asarray(w["target_cell"])[keep_w],
+            "direction": np.asarray(w["direction"])[keep_w],
+            "witness": renum[np.asarray(w["witness"])[entry]],
+            "table": where[np.asarray(w["table"])[entry]],
+            "cell": np.asarray(w["cell"])[entry],
+            "y": np.asarray(w["y"])[entry],
+        }
+    return ProtectedTables(
+        tables=[protected.tables[i] for i in members],
+        rules=protected.rules,
+        status=[protected.status[i] for i in members],
+        reason=[protected.reason[i] for i in members],
+        upper=[protected.upper[i] for i in members],
+        lower=[protected.lower[i] for i in members],
+        witnesses=sub_w,
+    )
+
+
+def audit(
+    protected: ProtectedTables,
+    *,
+    use_bounds: bool = True,
+    exact: bool | None = None,
+    integer: bool = False,
+    exact_limit: int = EXACT_LIMIT,
+    confirm: bool = True,
+    use_witnesses: bool = True,
+) -> AuditReport:
+    """Attack every hidden cell of the protected tables and check each sensitive cell.
+
+    ``use_bounds=False`` gives an attacker who knows only the equations (to show what the
+    bounds add). ``exact=True`` solves two LPs for every hidden cell; ``None`` does so when a
+    problem has at most ``exact_limit`` hidden cells and elsewhere proves the sensitive cells'
+    intervals with feasible tables: the suppression's witnesses once checked here, then LPs
+    over growing neighbourhoods, and (``confirm``) the exact LPs over the component for a cell
+    still unproven, so that every reported failure is a real one. Tables that cannot share a
+    cell (another unit, measure or population) are attacked one group at a time.
+    """
+    started = time.perf_counter()
+    groups = _groups(protected)
+    if len(groups) == 1:
+        return _attack(protected, use_bounds, exact, integer, exact_limit, confirm, use_witnesses)
+    reports = [
+        _attack(_subset(protected, m), use_bounds, exact, integer, exact_limit, confirm, use_witnesses)
+        for m in groups
+    ]
+    summary = dict(reports[0].summary)
+    for key in summary:
+        if isinstance(summary[key], int | float) and not isinstance(summary[key], bool):
+            summary[key] = sum(r.summary[key] for r in reports)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    summary["groups"] = len(groups)
+    cells = pd.concat([r.cells for r in reports], ignore_index=True)
+    failures = [f for r in reports for f in r.failures]
+    return AuditReport(passed=not failures, cells=cells, summary=summary, failures=failures)
+
+
+def _attack(
+    protected: ProtectedTables,
+    use_bounds: bool,
+    exact: bool | None,
+    integer: bool,
+    exact_limit: int,
+    confirm: bool,
+    use_witnesses: bool,
+) -> AuditReport:
+    """The attack on one group of tables that may share cells."""
+    started = time.perf_counter()
+    tables = protected.tables
+    rules = protected.rules
+    ids, n = _global_ids(tables)
+    values = np.zeros(n)
+    seen = np.zeros(n, bool)
+    published = np.zeros(n, bool)
+    sensitive = np.zeros(n, bool)
+    reason = np.zeros(n, np.int64)
+    need_up = np.full(n, -np.inf)
+    need_down = np.full(n, np.inf)
+    problems: list[dict[str, Any]] = []
+    for t, gid, st in zip(tables, ids, protected.status, strict=True):
+        v = t.cells["value"].to_numpy(dtype=np.float64)
+        clash = seen[gid] & ~np.isclose(values[gid], v)
+        if clash.any():
+            raise ValueError(
+                f"table '{t.name}' disagrees with a linked table on {int(clash.sum())} shared cell(s)"
+            )
+        values[gid] = v
+        seen[gid] = True
+        published[gid] |= np.asarray(st) == 0
+        sens, rsn, upl, lpl = _needs(t, rules)
+        sensitive[gid] |= sens
+        reason[gid] |= rsn
+        need_up[gid] = np.where(sens, np.maximum(need_up[gid], v + upl), need_up[gid])
+        need_down[gid] = np.where(sens, np.minimum(need_down[gid], v - lpl), need_down[gid])
+    hidden = seen & ~published
+    var = np.full(n, -1, np.int64)
+    hid_idx = np.flatnonzero(hidden)
+    var[hid_idx] = np.arange(len(hid_idx))
+    nv = len(hid_idx)
+    (eq_parts, n_eq), (ub_parts, n_ub) = _rows(tables, ids, use_bounds)
+    a_eq, b_eq = _split(eq_parts, n_eq, values, var, nv)
+    a_ub, b_ub = _split(ub_parts, n_ub, values, var, nv)
+    cap = 10.0 * float(values.sum()) + 10.0
+    model = _Model(a_eq, b_eq, a_ub, b_ub, np.zeros(nv), np.full(nv, cap))
+    hv = values[hid_idx]
+    nu = need_up[hid_idx]
+    nd = need_down[hid_idx]
+    sens_h = sensitive[hid_idx]
+    goal_up = np.where(sens_h, nu, -np.inf)
+    goal_down = np.where(sens_h, nd, np.inf)
+    if use_witnesses:
+        cert_up, cert_down, lower, upper, n_valid = _verify(
+            protected, ids, var, model, hv, goal_up, goal_down
+        )
+    else:
+        cert_up, cert_down = np.zeros(nv, bool), np.zeros(nv, bool)
+        lower, upper, n_valid = hv.copy(), hv.copy(), 0
+    cert_up |= ~sens_h
+    cert_down |= ~sens_h | (goal_down >= hv)  # nothing to prove when no room is asked below
+
+    # components of hidden cells linked by a row
+    if nv:
+        m = sp.vstack([a_eq, a_ub]).tocsr()
+        pattern = (abs(m) > 0).astype(np.int8)
+        # components of the bipartite graph of rows and hidden cells (cells first)
+        graph = sp.bmat([[None, pattern.T], [pattern, None]], format="csr")
+        _, label_all = connected_components(graph, directed=False)
+        _, label = np.unique(label_all[:nv], return_inverse=True)
+        n_comp = int(label.max()) + 1
+        vars_of = pattern.tocsr()
+        rows_of = pattern.tocsc()
+    else:
+        vars_of, rows_of = sp.csr_matrix((0, 0)), sp.csc_matrix((0, 0))
+        n_comp, label = 0, np.zeros(0, np.int64)
+    is_exact = np.zeros(nv, bool)
+    unproven = np.zeros(nv, bool)
+    lp_count = 0
+    order = np.argsort(label, kind="stable")
+    bounds_c = np.searchsorted(label[order], np.arange(n_comp + 1))
+    small = nv <= exact_limit if exact is None else exact
+    for comp in range(n_comp):
+        cols = order[bounds_c[comp] : bounds_c[comp + 1]]
+        if not small and (cert_up[cols] & cert_down[cols]).all():
+            continue  # every sensitive cell here is proven (or there is none)
+        if small:
+            sub = _sub(model, cols)
+            for j in range(len(cols)):
+                lo, hi = _interval(sub, j, integer)
+                lower[cols[j]], upper[cols[j]] = lo, hi
+                lp_count += 2
+            is_exact[cols] = True
+            continue
+        for j in cols[~(cert_up[cols] & cert_down[cols])]:
+            for size in (64, 512):
+                free = _ball(rows_of, vars_of, int(j), size)
+                sub = _restricted(model, hv, free)
+                k = int(np.searchsorted(free, j))
+                for want_up in (True, False):
+                    if (cert_up if want_up else cert_down)[j]:
+                        continue
+                    c = np.zeros(len(free))
+                    c[k] = -1.0 if want_up else 1.0
+                    x = _lp(c, sub)
+                    lp_count += 1
+                    if x is None:
+                        continue
+                    upper[free] = np.maximum(upper[free], x)
+                    lower[free] = np.minimum(lower[free], x)
+                    tol = _TOL * max(1.0, abs(hv[j]))
+                    if want_up and upper[j] >= goal_up[j] - tol:
+                        cert_up[j] = True
+                    if not want_up and lower[j] <= goal_down[j] + tol:
+                        cert_down[j] = True
+                if cert_up[j] and cert_down[j]:
+                    break
+            if not (cert_up[j] and cert_down[j]):
+                if confirm:
+                    sub = _sub(model, cols)
+                    lo, hi = _interval(sub, int(np.searchsorted(cols, j)), integer)
+                    lower[j], upper[j] = lo, hi
+                    is_exact[j] = True
+                    lp_count += 2
+                else:
+                    unproven[j] = True
+
+    # one row per sensitive or hidden cell
+    rows = []
+    for t, gid, st in zip(tables, ids, protected.status, strict=True):
+        st = np.asarray(st)
+        sel = np.flatnonzero(sensitive[gid] | hidden[gid])
+        if len(sel) == 0:
+            continue
+        g = gid[sel]
+        vj = var[g]
+        df = pd.DataFrame({"table": t.name, "cell": sel})
+        for d in t.dims:
+            df[d] = t.cells[d].to_numpy()[sel].astype(str)
+        df["value"] = values[g]
+        df["status"] = np.where(hidden[g], np.where(st[sel] == 2, "secondary", "primary"), "published")
+        df["sensitive"] = sensitive[g]
+        df["reasons"] = _REASON_LOOKUP[reason[g] & 15]
+        df["required_lower"] = np.where(sensitive[g], need_down[g], np.nan)
+        df["required_upper"] = np.where(sensitive[g], need_up[g], np.nan)
+        safe = np.maximum(vj, 0)
+        lo = np.where(vj >= 0, lower[safe] if nv else 0.0, values[g])
+        hi = np.where(vj >= 0, upper[safe] if nv else 0.0, values[g])
+        hi = np.where(hi >= cap * (1 - 1e-9), np.inf, hi)
+        df["lower"] = lo
+        df["upper"] = hi
+        df["exact"] = np.where(vj >= 0, is_exact[safe] if nv else True, True)
+        tol = _TOL * np.maximum(1.0, np.abs(values[g]))
+        ok_up = ~sensitive[g] | (hi >= need_up[g] - tol)
+        ok_down = ~sensitive[g] | (lo <= need_down[g] + tol)
+        df["ok"] = hidden[g] & ok_up & ok_down | ~sensitive[g]
+        df["proven"] = ~np.where(vj >= 0, unproven[safe] if nv else False, False)
+        rows.append(df)
+    cells = (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame(
+            columns=[
+                "table",
+                "cell",
+                "value",
+                "status",
+                "sensitive",
+                "reasons",
+                "lower",
+                "upper",
+                "exact",
+                "ok",
+                "proven",
+            ]
+        )
+    )
+    bad = cells[~cells["ok"].astype(bool)] if len(cells) else cells
+    for r in bad.itertuples(index=False):
+        d = r._asdict()
+        why = (
+            "published"
+            if d["status"] == "published"
+            else ("interval too narrow" if d["proven"] else "interval not proven wide enough")
+        )
+        problems.append(
+            {
+                "table": d["table"],
+                "cell": int(d["cell"]),
+                "problem": why,
+                "lower": _num(d["lower"]),
+                "upper": _num(d["upper"]),
+                "required_lower": _num(d["required_lower"]),
+                "required_upper": _num(d["required_upper"]),
+            }
+        )
+    summary = {
+        "tables": len(tables),
+        "cells": int(sum(t.size for t in tables)),
+        "distinct_cells": int(n),
+        "hidden": int(nv),
+        "sensitive": int(sensitive.sum()),
+        "sensitive_published": int((sensitive & published).sum()),
+        "failed": len(problems),
+        "components": int(n_comp),
+        "lps": int(lp_count),
+        "witnesses_valid": int(n_valid),
+        "unproven": int(unproven.sum()),
+        "attacker": "equations and bounds" if use_bounds else "equations only",
+        "relaxation": "integer" if integer else "linear",
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return AuditReport(passed=not problems, cells=cells, summary=summary, failures=problems)
+
+
+def _num(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
