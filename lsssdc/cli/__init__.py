@@ -32,6 +32,7 @@ from lsssdc.cli import link as _link  # noqa: E402,F401
 from lsssdc.cli import policy as _policy  # noqa: E402,F401
 from lsssdc.cli import register as _register  # noqa: E402,F401
 from lsssdc.cli import release as _release  # noqa: E402,F401
+from lsssdc.cli import tables as _tables  # noqa: E402,F401
 
 
 def _fail(message: str, code: int) -> int:
