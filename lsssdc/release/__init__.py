@@ -69,7 +69,7 @@ def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor:
     c = load(path)
     record = approval.verify_approval(c, keystore.public_keys())
     target = Path(to)
-    index = _person_index(c, keystore)
+    index = _person_index(c, keystore) if c.manifest.get("kind") != "tables" else None
     signer = keystore.get_signing_key(actor)
     files = package.build_package(c, target)
     try:
@@ -82,7 +82,7 @@ def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor:
             "package": str(target.name),
             "files": files,
             "manifest_hash": package.manifest_hash(files),
-            "persons": index.persons,
+            "persons": index.persons if index is not None else 0,
         }
         entry = ledger.append("deliver", actor, payload, signer=signer, persons=index)
     except BaseException:

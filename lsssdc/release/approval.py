@@ -49,7 +49,13 @@ def _decision(
 def gate_said_yes(candidate: Candidate) -> bool:
     """The gate's verdict, from the manifest and the sealed report both (a forged manifest alone
     does not make a refused candidate approvable), and the data it would deliver is there."""
-    if candidate.verdict != "releasable" or DATA not in candidate.manifest.get("files", {}):
+    files = candidate.manifest.get("files", {})
+    has_content = (
+        any(name.startswith("tables/") for name in files)
+        if candidate.manifest.get("kind") == "tables"
+        else DATA in files
+    )
+    if candidate.verdict != "releasable" or not has_content:
         return False
     try:
         report = json.loads((candidate.path / REPORT).read_text(encoding="utf-8"))

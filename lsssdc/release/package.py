@@ -152,6 +152,8 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
     target.parent.mkdir(parents=True, exist_ok=True)
     # read every source file once and check it against the sealed manifest: what is delivered is
     # exactly what was approved, even if a file is swapped after the approval was checked
+    if candidate.manifest.get("kind") == "tables":
+        return _build_table_package(candidate, target)
     sources = {name: _sealed_bytes(candidate, name) for name in SOURCES}
     meta = json.loads(sources["metadata.json"].decode("utf-8"))
     df = pd.read_parquet(io.BytesIO(sources["data.parquet"]))
@@ -216,6 +218,66 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
         (tmp / "datapackage.json").write_text(
             json.dumps(package, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        (tmp / "MANIFEST.sha256").write_text(
+            "".join(f"{h}  {n}\n" for n, h in sorted(files.items())), encoding="utf-8"
+        )
+        files["MANIFEST.sha256"] = sha256_file(tmp / "MANIFEST.sha256")
+        for p in tmp.iterdir():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(target.parent)
+    return files
+
+
+def _table_readme(meta: dict[str, Any], names: list[str]) -> str:
+    lines = [
+        f"# Tables {meta.get('order_id', '')}",
+        "",
+        f"Project: {meta.get('project_id', '')}. Diarienummer: {meta.get('diarienummer', '')}.",
+        "",
+        "Counts from Socialstyrelsen's register of insatser under LSS on the measurement date of each "
+        "year. A hidden cell is shown as `..`: either it is small (primary suppression) or it had to be "
+        "hidden too so that no small cell can be worked out from the totals (secondary suppression). "
+        "A persons total over insatser or kommuner can be smaller than the sum of its cells, since one "
+        "person can have several insatser and be served by two kommuner. Every table was checked by an "
+        "attacker's linear programmes before release (`audit.json`).",
+        "",
+        "## Files",
+        *[f"- `{n}`" for n in names],
+        "- `policy.yaml`, `order.yaml`: the rules and the request.",
+        "- `MANIFEST.sha256`: SHA-256 of every file.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _build_table_package(candidate: Candidate, target: Path) -> dict[str, str]:
+    """A table delivery: the audited tables as sealed, the policy and order, a README, a manifest."""
+    listed = sorted(n for n in (candidate.manifest.get("files") or {}) if n.startswith("tables/"))
+    if not listed:
+        raise InputDataError(
+            Problem("bad_candidate", "the candidate has no tables to deliver", file=str(candidate.path))
+        )
+    sources = {
+        name: _sealed_bytes(candidate, name)
+        for name in (*listed, "metadata.json", "policy.yaml", "order.yaml")
+    }
+    meta = json.loads(sources["metadata.json"].decode("utf-8"))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    try:
+        names = []
+        for name in listed:
+            out = Path(name).name
+            (tmp / out).write_bytes(sources[name])
+            names.append(out)
+        (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
+        (tmp / "order.yaml").write_bytes(sources["order.yaml"])
+        (tmp / "README.md").write_text(_table_readme(meta, names), encoding="utf-8")
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         (tmp / "MANIFEST.sha256").write_text(
             "".join(f"{h}  {n}\n" for n, h in sorted(files.items())), encoding="utf-8"

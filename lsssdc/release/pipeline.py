@@ -23,12 +23,14 @@ from lsssdc import linkage
 from lsssdc.audit import person_index as pindex
 from lsssdc.disclosure import risk as R
 from lsssdc.disclosure import suppress as S
+from lsssdc.disclosure import table_output
 from lsssdc.errors import DisclosureRefused, LsssdcError
 from lsssdc.identity import pseudonym as pseudo
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.register import variables as V
 from lsssdc.release import candidate as cand
 from lsssdc.release import report as rep
+from lsssdc.release import tables_flow
 from lsssdc.release.extract import select
 
 #: Column names after coarsening, by source variable and level.
@@ -327,6 +329,10 @@ def control(
 # prepare
 
 
+class _TablesDone(Exception):
+    """A table order has no microdata steps after its tables are protected and audited."""
+
+
 def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
@@ -357,8 +363,25 @@ def prepare(
     checks: list[Check] = []
     data = None
     person_idx = None
+    protected = None
     try:
         check_order(order, policy)
+        if order.tables:
+            protected, table_report, tsum = tables_flow.protect_tables(policy, order, register)
+            report["tables"] = tsum["tables"]
+            report["table_audit"] = tsum["audit"]
+            audit_summary = tsum["audit"].get("summary", {})
+            checks.append(
+                Check(
+                    "table_audit",
+                    table_report.passed,
+                    "the attacker's linear programmes prove every hidden cell's interval wide enough"
+                    if table_report.passed
+                    else f"the attacker can narrow {audit_summary.get('failed', '?')} hidden cell(s) too much",
+                )
+            )
+            checks.append(Check("identifiers", True, "tables hold counts only"))
+            raise _TablesDone
         extract, selection = select(register, order)
         report["selection"] = selection.to_dict()
         if order.linkages:
@@ -387,6 +410,8 @@ def prepare(
             )
         )
         data = treated
+    except _TablesDone:
+        pass
     except DisclosureRefused as exc:
         checks.append(Check("disclosure", False, "; ".join(p.message for p in exc.problems)))
     except LsssdcError as exc:
@@ -412,10 +437,14 @@ def prepare(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     releasable = verdict.decision == "releasable"
+    if releasable and protected is not None:
+        table_output.write_tables(protected, tmp / "tables", table_report)
     if releasable and data is not None:
         data.to_parquet(tmp / "data.parquet", index=False)
         (tmp / "person_index.bin").write_bytes(person_idx.tags)
+    kind = "tables" if order.tables else "microdata"
     meta = {
+        "kind": kind,
         "order_id": order.order_id,
         "project_id": order.project_id,
         "diarienummer": order.diarienummer,
@@ -438,6 +467,7 @@ def prepare(
     sealed = cand.seal(
         tmp,
         {
+            "kind": kind,
             "order_id": order.order_id,
             "project_id": order.project_id,
             "verdict": verdict.decision,

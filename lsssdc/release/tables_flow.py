@@ -29,9 +29,10 @@ def rules_of(policy: Policy) -> T.Rules:
     )
 
 
-def make_tables(policy: Policy, order: Order, register: pd.DataFrame, out_dir: str | Path) -> dict[str, Any]:
-    """Protect and audit every table of a table order; write them to ``out_dir`` only if the
-    audit passes. Returns the summary (the same facts as the written ``audit.json``)."""
+def protect_tables(
+    policy: Policy, order: Order, register: pd.DataFrame
+) -> tuple[T.ProtectedTables, table_audit.AuditReport, dict[str, Any]]:
+    """Build, protect and audit every table of a table order (nothing is written)."""
     check_order(order, policy)
     if not order.tables:
         raise PolicyRefused(Problem("no_tables", "the order asks for no table"))
@@ -42,7 +43,7 @@ def make_tables(policy: Policy, order: Order, register: pd.DataFrame, out_dir: s
     several = len(years) > 1
     built = []
     for req in order.tables:
-        dims = [d for d in req.dimensions]
+        dims = list(req.dimensions)
         if several and "year" not in dims:
             dims = ["year", *dims]
         built.append(
@@ -58,14 +59,34 @@ def make_tables(policy: Policy, order: Order, register: pd.DataFrame, out_dir: s
         )
     protected = T.protect(built, rules_of(policy))
     report = table_audit.audit(protected)
+    per_table = [
+        {
+            "name": req.name,
+            "dimensions": list(req.dimensions),
+            "unit": req.unit,
+            "cells": int(len(status)),
+            "primary": int((status == 1).sum()),
+            "secondary": int((status == 2).sum()),
+            "audit_ok": bool(report.passed),
+        }
+        for req, status in zip(order.tables, protected.status, strict=True)
+    ]
     summary = {
         "order_id": order.order_id,
         "policy": policy.name,
         "policy_hash": policy.hash,
         "order_hash": order.hash,
         "years": years,
+        "tables": per_table,
         "audit": report.to_dict(),
     }
+    return protected, report, summary
+
+
+def make_tables(policy: Policy, order: Order, register: pd.DataFrame, out_dir: str | Path) -> dict[str, Any]:
+    """Protect and audit every table of a table order; write them to ``out_dir`` only if the
+    audit passes. Returns the summary (the same facts as the written ``audit.json``)."""
+    protected, report, summary = protect_tables(policy, order, register)
     if not report.passed:
         raise DisclosureRefused(
             Problem(
