@@ -119,6 +119,8 @@ class DateHierarchy(_Model):
 
 
 class Hierarchies(_Model):
+    """How each variable is coarsened before disclosure control; a variable not named here is delivered as it is."""
+
     age: AgeHierarchy | None = None
     kommun: KommunHierarchy | None = None
     beslutande_kommun: KommunHierarchy | None = None
@@ -131,6 +133,8 @@ class Hierarchies(_Model):
 
 
 class Dominance(_Model):
+    """The (n, k) dominance rule for sums: a cell is hidden when its n largest contributors make up more than k percent of it."""
+
     n: Annotated[StrictInt, Field(ge=1)] = 1
     k: Annotated[float, Field(gt=0, le=100)] = 85.0
 
@@ -156,10 +160,14 @@ class LinkRule(_Model):
 
 
 class Delivery(_Model):
+    """What the delivered package contains."""
+
     formats: Annotated[list[Literal["csv", "parquet", "stata"]], Field(min_length=1)] = ["csv", "parquet"]
 
 
 class TablesPolicy(_Model):
+    """What a table order may ask for."""
+
     dimensions: Annotated[list[StrictStr], Field(min_length=1)]
     units: list[Literal["persons", "insatser"]] = ["persons", "insatser"]
     magnitudes: list[StrictStr] = []
@@ -191,6 +199,8 @@ class Policy(_Document):
 
 
 class Recipient(_Model):
+    """Who receives the delivery."""
+
     name: StrictStr
     organisation: StrictStr
     email: StrictStr | None = None
@@ -204,11 +214,15 @@ class Population(_Model):
 
 
 class LinkRequest(_Model):
+    """One register the order asks to link, and its variables."""
+
     register_name: StrictStr = Field(alias="register")
     variables: Annotated[list[StrictStr], Field(min_length=1)]
 
 
 class TableRequest(_Model):
+    """One table the order asks for."""
+
     name: StrictStr
     dimensions: Annotated[list[StrictStr], Field(min_length=1)]
     unit: Literal["persons", "insatser"] = "persons"
@@ -596,3 +610,118 @@ def policy_schema() -> dict[str, Any]:
 
 def order_schema() -> dict[str, Any]:
     return Order.model_json_schema()
+
+
+# --------------------------------------------------------------------------------------------
+# what each key means: shown in the JSON Schema and the generated policy reference
+
+
+_DESCRIPTIONS: dict[type[_Model], dict[str, str]] = {
+    Policy: {
+        "policy_version": "Version of the policy file format; only the versions listed are accepted.",
+        "name": "Name of the policy; an order names it in its `policy` key.",
+        "description": "What the policy is for, in one or two sentences (shown in the reviewer's report).",
+        "kind": "`microdata` for research extracts, `tables` for tables of counts and sums.",
+        "identifiers": "Direct identifiers: removed from every delivery and refused by name in an order.",
+        "pseudonymisation": "How persons are represented in a delivery.",
+        "allowed_variables": "Every variable an order may ask for; anything else is refused by name.",
+        "quasi_identifiers": "Variables an outsider may know about a person; k-anonymity is measured on "
+        "them (after coarsening), counting distinct persons, with the year when there are several.",
+        "suppression_order": "Quasi-identifiers in the order their values are suppressed (first = first "
+        "suppressed); the others follow in reverse order of quasi_identifiers, the year last.",
+        "sensitive": "Variables whose value must not be learned from a person's group (l-diversity).",
+        "hierarchies": "How each variable is coarsened before disclosure control.",
+        "thresholds": "The numbers the secrecy review holds a release to.",
+        "linkage": "Registers that may be linked, by register name.",
+        "delivery": "What the delivered package contains.",
+        "tables": "What a table order may ask for (needed when `kind` is `tables`).",
+    },
+    Pseudonymisation: {
+        "scheme": "Pseudonym construction: AES-256 keyed permutation with a key per project, version 1.",
+        "output": "`token`: the pseudonym text, stable within the project; `lopnummer`: a running "
+        "number per person instead, valid within one delivery only.",
+        "column": "Name of the person column in the delivery.",
+    },
+    AgeHierarchy: {
+        "cuts": "Lower bounds of the age bands in completed years at the measurement date, increasing from 0.",
+        "open_top": "The last cut starts an open band (e.g. `65+`).",
+    },
+    KommunHierarchy: {
+        "level": "Level the kommun code is delivered at: kommun, kommungrupp (SKR 2017), huvudgrupp, län or riket.",
+        "merge_below": "Kommuner with fewer inhabitants than this are merged into the rest of their län "
+        "(code `<län>R`); only meaningful at the kommun level.",
+    },
+    AmountHierarchy: {
+        "top_code": "Values above this are set to it (hours or days per month).",
+        "bands": "Lower bounds of bands below the top code; with bands the amount is delivered as a category.",
+    },
+    DateHierarchy: {"precision": "Precision the date is delivered at."},
+    Thresholds: {
+        "k": "Every combination of quasi-identifiers must be shared by at least k persons.",
+        "l": "Each sensitive variable must show at least l distinct values in every class (1: no requirement).",
+        "max_suppressed_share": "Largest share of records that may have a suppressed value; above it the "
+        "release is refused.",
+        "table_frequency": "Table cells (and small counts in reports) with fewer persons than this are hidden.",
+        "zero_is_safe": "A zero cell may be published (that nobody has an insats is not about a person).",
+        "dominance": "The (n, k) dominance rule for sums in tables.",
+        "p_percent": "p% rule for sums: the second largest contributor must not estimate the largest "
+        "within p percent.",
+    },
+    Dominance: {"n": "Number of largest contributors.", "k": "Percentage of the cell they may make up."},
+    LinkRule: {
+        "key": "Key to link on: personnummer (inside the agency, before pseudonymisation) or pseudonym.",
+        "variables": "Variables of that register an order may ask for.",
+        "duplicates": "A person twice in the linked register: refuse the release, or keep the first or last row.",
+    },
+    Delivery: {"formats": "Formats of the delivered data."},
+    TablesPolicy: {
+        "dimensions": "Variables (and `insats`) a table may be broken down by.",
+        "units": "What a count may count: persons, or person-insats pairs.",
+        "magnitudes": "Amount variables whose sums may be tabulated.",
+    },
+    Order: {
+        "order_version": "Version of the order file format.",
+        "order_id": "The order's number; names the candidate and the delivery.",
+        "diarienummer": "Registration number of the request.",
+        "project_id": "The research project; pseudonyms are specific to it.",
+        "ethics_approval": "Registration number of the ethics approval.",
+        "recipient": "Who receives the delivery.",
+        "purpose": "What the data will be used for.",
+        "policy": "Name of the policy the order is checked against.",
+        "years": "Register years asked for.",
+        "population": "Who is in the extract.",
+        "variables": "Variables asked for; only these are delivered.",
+        "linkages": "Registers to link.",
+        "tables": "Tables asked for (table orders).",
+    },
+    Recipient: {
+        "name": "The person receiving the delivery.",
+        "organisation": "Their organisation.",
+        "email": "Contact address.",
+    },
+    Population: {
+        "insatser": "Persons with any of these insatser in a year (all persons when empty).",
+        "personkrets": "Only these groups under 1 § LSS (all when empty).",
+    },
+    LinkRequest: {
+        "register_name": "A register the policy's `linkage` allows.",
+        "variables": "Variables to bring from it.",
+    },
+    TableRequest: {
+        "name": "File name of the table.",
+        "dimensions": "What the table is broken down by.",
+        "unit": "What a cell counts.",
+        "magnitude": "An amount variable to sum instead of counting.",
+    },
+}
+
+
+def _describe_models() -> None:
+    for model, texts in _DESCRIPTIONS.items():
+        for name, text in texts.items():
+            model.model_fields[name].description = text
+    for model in (*_DESCRIPTIONS, Hierarchies):
+        model.model_rebuild(force=True)
+
+
+_describe_models()

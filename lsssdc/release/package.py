@@ -128,7 +128,8 @@ def _readme(meta: dict[str, Any], columns: list[str]) -> str:
         *(links or ["- None."]),
         "",
         "## Files",
-        "- `data.csv`, `data.parquet`, `data.dta`: the same data in three formats (Stata 14+ with labels).",
+        "- `data.*`: the same data in each format the policy delivers (CSV UTF-8, Parquet with labels in "
+        "its schema, Stata 14+ .dta with variable and value labels).",
         "- `codebook.md` (Swedish and English) and `datapackage.json` (machine-readable).",
         "- `policy.yaml`, `order.yaml`: the rules and the request this delivery was made under.",
         "- `MANIFEST.sha256`: SHA-256 of every file; check with `sha256sum -c MANIFEST.sha256`.",
@@ -162,13 +163,17 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
     stamp = dt.datetime.combine(V.measurement_date(last_year), dt.time())
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
-        df.to_csv(tmp / "data.csv", index=False, lineterminator="\n", date_format="%Y-%m-%d")
-        _write_parquet(
-            df,
-            tmp / "data.parquet",
-            {"order_id": meta.get("order_id"), "content_hash": candidate.content_hash},
-        )
-        _write_stata(df, tmp / "data.dta", stamp, f"LSS {meta.get('order_id', '')}")
+        formats = meta.get("formats") or ["csv", "parquet", "stata"]
+        if "csv" in formats:
+            df.to_csv(tmp / "data.csv", index=False, lineterminator="\n", date_format="%Y-%m-%d")
+        if "parquet" in formats:
+            _write_parquet(
+                df,
+                tmp / "data.parquet",
+                {"order_id": meta.get("order_id"), "content_hash": candidate.content_hash},
+            )
+        if "stata" in formats:
+            _write_stata(df, tmp / "data.dta", stamp, f"LSS {meta.get('order_id', '')}")
         (tmp / "codebook.md").write_text(codebook.codebook_markdown(columns, meta), encoding="utf-8")
         (tmp / "README.md").write_text(_readme(meta, columns), encoding="utf-8")
         (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
@@ -189,7 +194,10 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
         for name, fmt, media in (
             ("data.csv", "csv", "text/csv"),
             ("data.parquet", "parquet", "application/vnd.apache.parquet"),
+            ("data.dta", "dta", "application/x-stata-dta"),
         ):
+            if not (tmp / name).exists():
+                continue
             resources.append(
                 {
                     "name": name.replace(".", "-"),
@@ -199,7 +207,7 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
                     "encoding": "utf-8" if fmt == "csv" else None,
                     "bytes": (tmp / name).stat().st_size,
                     "hash": "sha256:" + sha256_file(tmp / name),
-                    "schema": codebook.table_schema(columns, dtypes),
+                    "schema": codebook.table_schema(columns, dtypes) if fmt != "dta" else None,
                 }
             )
         package = {

@@ -329,6 +329,12 @@ def control(
 # prepare
 
 
+def person_column(policy: Policy) -> str:
+    """The delivered person column: the policy's name, or `lopnummer` for running numbers."""
+    ps = policy.pseudonymisation
+    return "lopnummer" if ps.output == "lopnummer" and ps.column == "pseudonym" else ps.column
+
+
 class _TablesDone(Exception):
     """A table order has no microdata steps after its tables are protected and audited."""
 
@@ -389,13 +395,16 @@ def prepare(
             report["linkage"] = link_report.to_dict(threshold=policy.thresholds.table_frequency)
         person_idx = pindex.build(extract["personnummer"], keystore.audit_index_key())
         key = keystore.pseudonym_key(order.project_id, create=True)
-        extract, pseudo_report = pseudo.pseudonymise_frame(
-            extract, "personnummer", key, out_column=policy.pseudonymisation.column
-        )
+        person = person_column(policy)
+        extract, pseudo_report = pseudo.pseudonymise_frame(extract, "personnummer", key, out_column=person)
+        if policy.pseudonymisation.output == "lopnummer":
+            # a running number per person, valid in this delivery only (ranks of the pseudonyms)
+            extract[person] = pseudo.lopnummer(extract[person]).to_numpy()
+
         report["pseudonymisation"] = pseudo_report.to_dict()
         coarse, recodings = coarsen_extract(extract, policy)
         report["recodings"] = recodings
-        treated, risk_facts, risk_checks = control(coarse, policy, policy.pseudonymisation.column)
+        treated, risk_facts, risk_checks = control(coarse, policy, person)
         report["risk"] = risk_facts
         report["suppression"] = risk_facts.get("suppression") if "after" in risk_facts else None
         checks += risk_checks
@@ -455,6 +464,7 @@ def prepare(
         },
         "linkage": report["linkage"] or {},
         "columns": report["delivered_variables"],
+        "formats": list(policy.delivery.formats),
         "person_index": person_idx.summary() if (releasable and person_idx) else None,
     }
     cand.write_json(tmp / "metadata.json", meta)
