@@ -207,7 +207,7 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
                     "encoding": "utf-8" if fmt == "csv" else None,
                     "bytes": (tmp / name).stat().st_size,
                     "hash": "sha256:" + sha256_file(tmp / name),
-                    "schema": codebook.table_schema(columns, dtypes) if fmt != "dta" else None,
+                    "schema": codebook.table_schema(columns, dtypes),
                 }
             )
         package = {

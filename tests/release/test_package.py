@@ -132,7 +132,7 @@ def test_datapackage_resources_match_their_files(linked) -> None:
         == json.loads((linked["candidate"] / "candidate.json").read_text())["content_hash"]
     )
     paths = {r["path"] for r in dp["resources"]}
-    assert paths == {"data.csv", "data.parquet"}
+    assert paths == {"data.csv", "data.parquet", "data.dta"}
     columns = list(pd.read_parquet(pkg / "data.parquet").columns)
     for r in dp["resources"]:
         f = pkg / r["path"]
