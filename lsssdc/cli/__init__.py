@@ -6,7 +6,9 @@ tampering found); 2 unusable input or usage.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 import click
 import typer
@@ -24,6 +26,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # tracebacks could show data; errors are rendered below
     rich_markup_mode=None,
 )
+
+
+@contextlib.contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner on the terminal (stderr) while a long step runs; silent when not a terminal."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
+
 
 # commands register themselves on `app` when their module is imported
 from lsssdc.cli import audit as _audit  # noqa: E402,F401

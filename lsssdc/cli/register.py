@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from lsssdc.cli import app
+from lsssdc.cli import app, working
 from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, Problem
 
 REGISTERS = ("lss", "deaths", "population", "assistans")
@@ -115,9 +115,10 @@ def validate(
     """
     from lsssdc.register import files, rules
 
-    register = files.read_register(file)
-    death_frame = files.read_deaths(deaths) if deaths is not None else None
-    report = rules.validate(register, death_frame, source=str(file))
+    with working("validating the register"):
+        register = files.read_register(file)
+        death_frame = files.read_deaths(deaths) if deaths is not None else None
+        report = rules.validate(register, death_frame, source=str(file))
     if as_json:
         typer.echo(json.dumps(report.to_dict(max_rows=max_rows), indent=2))
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from lsssdc.cli import app
+from lsssdc.cli import app, working
 from lsssdc.cli.keys import KEY_STORE_HELP, read_passphrase
 from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, Problem
 
@@ -73,8 +73,9 @@ def prepare(
 
     pol = P.load_policy(policy)
     ordr = P.load_order(order)
-    frames = [files.read_register(f) for f in register]
-    reg = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    with working("reading the register"):
+        frames = [files.read_register(f) for f in register]
+        reg = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     inputs = [
         pipeline.Input(f"register:{f.name}", _sha256(f), len(df))
         for f, df in zip(register, frames, strict=True)
@@ -87,19 +88,20 @@ def prepare(
     store = _keystore(key_store)
     book = _ledger(ledger, store)
     try:
-        c = pipeline.prepare(
-            pol,
-            ordr,
-            reg,
-            keystore=store,
-            work_dir=work,
-            inputs=inputs,
-            registers=others,
-            ledger=book,
-            actor=actor,
-            policy_path=policy,
-            order_path=order,
-        )
+        with working("preparing the candidate (linkage, pseudonyms, disclosure control)"):
+            c = pipeline.prepare(
+                pol,
+                ordr,
+                reg,
+                keystore=store,
+                work_dir=work,
+                inputs=inputs,
+                registers=others,
+                ledger=book,
+                actor=actor,
+                policy_path=policy,
+                order_path=order,
+            )
     finally:
         book.close()
     report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
@@ -126,6 +128,7 @@ def approve(
     reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the signed approval as JSON."),
 ) -> int:
     """Approve a candidate: sign its content hash with the reviewer's Ed25519 key.
 
@@ -139,7 +142,10 @@ def approve(
         rec = release.approve(candidate, reviewer, store, book)
     finally:
         book.close()
-    typer.echo(f"approved {candidate} ({rec['content_hash']}) by {reviewer}")
+    if as_json:
+        typer.echo(json.dumps(rec, indent=2, sort_keys=True))
+    else:
+        typer.echo(f"approved {candidate} ({rec['content_hash']}) by {reviewer}")
     return EXIT_OK
 
 
@@ -150,6 +156,7 @@ def reject(
     reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the signed rejection as JSON."),
 ) -> int:
     """Reject a candidate with a reason; it can never be delivered.
 
@@ -160,10 +167,13 @@ def reject(
     store = _keystore(key_store)
     book = _ledger(ledger, store)
     try:
-        release.reject(candidate, reviewer, reason, store, book)
+        rec = release.reject(candidate, reviewer, reason, store, book)
     finally:
         book.close()
-    typer.echo(f"rejected {candidate}")
+    if as_json:
+        typer.echo(json.dumps(rec, indent=2, sort_keys=True))
+    else:
+        typer.echo(f"rejected {candidate}")
     return EXIT_OK
 
 
@@ -187,7 +197,8 @@ def deliver(
     store = _keystore(key_store)
     book = _ledger(ledger, store)
     try:
-        result = release.deliver(candidate, to, store, book, actor)
+        with working("writing the delivery package"):
+            result = release.deliver(candidate, to, store, book, actor)
     finally:
         book.close()
     if as_json:

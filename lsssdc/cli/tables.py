@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from lsssdc.cli import app
+from lsssdc.cli import app, working
 from lsssdc.errors import EXIT_OK
 
 
@@ -35,7 +35,8 @@ def tables(
     pol, ordr = P.load_policy(policy), P.load_order(order)
     frames = [files.read_register(f) for f in register]
     reg = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    summary = make_tables(pol, ordr, reg, out)
+    with working("suppressing and auditing the tables"):
+        summary = make_tables(pol, ordr, reg, out)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
