@@ -1042,6 +1042,7 @@ class _Joint:
     owner_ptr: np.ndarray  # cell -> (table, local cell) occurrences (CSR)
     owner_table: np.ndarray
     owner_local: np.ndarray
+    grids: dict[int, Any] = field(default_factory=dict)  # per table, for the local LPs
 
 
 def _joint(tables: list[Table], rules: Rules) -> _Joint:
@@ -1138,60 +1139,97 @@ def _cost(joint: _Joint) -> np.ndarray:
     return (1.0 + 0.1 * np.log1p(np.maximum(joint.value, 0.0))) * np.where(joint.margin, 2.0, 1.0)
 
 
-def _hierarchy_sets(h: Hierarchy, node: int, m: int, edge_value: np.ndarray) -> np.ndarray:
+def _children_lists(h: Hierarchy) -> list[np.ndarray]:
+    """Each node's children (positions), in order."""
+    p = h.parent_array
+    order = np.argsort(p, kind="stable")
+    order = order[p[order] >= 0]
+    bounds = np.searchsorted(p[order], np.arange(h.size + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(h.size)]
+
+
+def _hierarchy_sets(
+    h: Hierarchy, kids: list[np.ndarray], node: int, m: int, edge_value: np.ndarray
+) -> np.ndarray:
     """Nodes of one dimension around ``node``: itself, its ancestors, up to ``m`` siblings and
     their descendants (up to ``m`` per node and level), preferring large ``edge_value``."""
-    parent = h.parent_array
+    parent = h.parents
     chosen = {node}
     a = parent[node]
     while a >= 0:
-        chosen.add(int(a))
+        chosen.add(a)
         a = parent[a]
-    sibs = np.flatnonzero((parent == parent[node]) & (np.arange(h.size) != node)) if parent[node] >= 0 else []
-    if len(sibs) > m:
-        sibs = sibs[np.argsort(-edge_value[sibs], kind="stable")[:m]]
-    frontier = [node, *map(int, sibs)]
+
+    def best(nodes: np.ndarray) -> np.ndarray:
+        if len(nodes) > m:
+            return nodes[np.argsort(-edge_value[nodes], kind="stable")[:m]]
+        return nodes
+
+    sibs = kids[parent[node]] if parent[node] >= 0 else np.zeros(0, np.int64)
+    sibs = best(sibs[sibs != node])
+    frontier = [node, *sibs.tolist()]
     chosen.update(frontier)
     while frontier:
-        kids = []
-        for f in frontier:
-            ch = np.flatnonzero(parent == f)
-            if len(ch) > m:
-                ch = ch[np.argsort(-edge_value[ch], kind="stable")[:m]]
-            kids.extend(int(c) for c in ch)
-        chosen.update(kids)
-        frontier = kids
+        nxt = [c for f in frontier if len(kids[f]) for c in best(kids[f]).tolist()]
+        chosen.update(nxt)
+        frontier = nxt
     return np.array(sorted(chosen), dtype=np.int64)
+
+
+@dataclass
+class _Grid:
+    """What the local LPs need of one table, computed once: sizes, strides, values, children."""
+
+    sizes: np.ndarray
+    strides: np.ndarray
+    values: np.ndarray
+    kids: list[list[np.ndarray]]
+
+
+def _grid(joint: _Joint, ti: int) -> _Grid:
+    grid = joint.grids.get(ti)
+    if grid is None:
+        t = joint.tables[ti]
+        hs = [t.hierarchies[d] for d in t.dims]
+        sizes = np.array([h.size for h in hs], dtype=np.int64)
+        strides = np.ones(len(hs), dtype=np.int64)
+        for i in range(len(hs) - 2, -1, -1):
+            strides[i] = strides[i + 1] * sizes[i + 1]
+        grid = _Grid(sizes, strides, joint.value[joint.ids[ti]], [_children_lists(h) for h in hs])
+        joint.grids[ti] = grid
+    return grid
 
 
 def _neighbourhood(joint: _Joint, g: int, m: int) -> np.ndarray:
     """Global cells near ``g`` in every table that holds it (a cross of per-dimension sets)."""
     out = []
     for k in range(joint.owner_ptr[g], joint.owner_ptr[g + 1]):
-        t = joint.tables[joint.owner_table[k]]
+        ti = int(joint.owner_table[k])
+        t = joint.tables[ti]
+        grid = _grid(joint, ti)
         local = int(joint.owner_local[k])
         coords = t.nodes[local]
-        sizes = np.array([t.hierarchies[d].size for d in t.dims])
-        sets = []
+        flat = np.zeros(1, np.int64)
         for j, d in enumerate(t.dims):
             h = t.hierarchies[d]
             # value of the cell one step away along this dimension, for ranking
-            line = np.tile(coords, (h.size, 1))
-            line[:, j] = np.arange(h.size)
-            edge = t.values[np.ravel_multi_index(line.T, sizes)]
-            sets.append(_hierarchy_sets(h, int(coords[j]), m, edge))
-        grid = np.stack([a.ravel() for a in np.meshgrid(*sets, indexing="ij")])
-        out.append(joint.ids[joint.owner_table[k]][np.ravel_multi_index(grid, sizes)])
+            edge = grid.values[local + (np.arange(h.size) - coords[j]) * grid.strides[j]]
+            nodes = _hierarchy_sets(h, grid.kids[j], int(coords[j]), m, edge)
+            flat = (flat[:, None] + nodes[None, :] * grid.strides[j]).reshape(-1)
+        out.append(joint.ids[ti][flat])
     return np.unique(np.concatenate(out))
 
 
 def _protection_model(
     joint: _Joint, hidden: np.ndarray, cost: np.ndarray, g: int, delta: float, cells: np.ndarray
-) -> _Model:
+) -> _Model | None:
     """The LP for cells whose hiding lets cell ``g`` move by ``delta`` with every relation true.
 
     A deviation y over ``cells`` (every other cell fixed) with y[g] = delta is sought at the
-    least cost of the published cells it uses (hidden cells nearly free).
+    least cost of the published cells it uses (hidden cells nearly free). y = y+ - y-, and a
+    relation that involves one cell of the neighbourhood only bounds that cell's y+ or y-
+    (which, costs being positive, gives the same optima); columns fixed at zero are dropped.
+    None when a bound alone rules the move out.
     """
     k = len(cells)
     v = joint.value
@@ -1205,65 +1243,95 @@ def _protection_model(
     ch = joint.children[_ragged_arange(joint.ptr[rels], cnt)]
     ch_rel = np.repeat(np.arange(len(rels)), cnt)
     csum = np.bincount(ch_rel, weights=v[ch], minlength=len(rels))
-    # one "whole relation" row per relation: sum rows are equations, union and disjoint rows
-    # inequalities; then one row per union child (child <= parent)
-    is_eq = kind == SUM
-    row_of = np.where(is_eq, np.cumsum(is_eq) - 1, np.cumsum(~is_eq) - 1)
+    n_rel = len(rels)
+    # one "whole relation" row per relation (sum rows equations, union and disjoint rows
+    # inequalities), then one row per union child (child - parent <= slack)
     p_coef = np.where(kind == DISJOINT, -1.0, 1.0)
     rhs_rel = np.where(kind == UNION, csum - v[par], np.where(kind == DISJOINT, v[par] - csum, 0.0))
-    n_eq = int(is_eq.sum())
-    n_rel_ub = int((~is_eq).sum())
-    # entries of the whole-relation rows
-    e_rel = np.concatenate([np.arange(len(rels)), ch_rel])
-    e_cell = np.concatenate([par, ch])
-    e_coef = np.concatenate([p_coef, -p_coef[ch_rel]])
-    keep = pos[e_cell] >= 0
-    e_rel, e_cell, e_coef = e_rel[keep], e_cell[keep], e_coef[keep]
-    eq_m = is_eq[e_rel]
-    eq_r, eq_c, eq_v = row_of[e_rel[eq_m]], pos[e_cell[eq_m]], e_coef[eq_m]
-    ub_r, ub_c, ub_v = [row_of[e_rel[~eq_m]]], [pos[e_cell[~eq_m]]], [e_coef[~eq_m]]
-    ub_b = [rhs_rel[~is_eq]]
-    # union: every child at most its parent (rows where the child or the parent may move)
     uc = (kind[ch_rel] == UNION) & ((pos[ch] >= 0) | (pos[par[ch_rel]] >= 0))
     u_ch, u_par = ch[uc], par[ch_rel[uc]]
-    rows = n_rel_ub + np.arange(len(u_ch))
-    for cell_, coef in ((u_ch, 1.0), (u_par, -1.0)):
-        m = pos[cell_] >= 0
-        ub_r.append(rows[m])
-        ub_c.append(pos[cell_[m]])
-        ub_v.append(np.full(int(m.sum()), coef))
-    ub_b.append(v[u_par] - v[u_ch])
-    n_ub = n_rel_ub + len(u_ch)
+    n_u = len(u_ch)
+    n_rows = n_rel + n_u
+    u_rows = n_rel + np.arange(n_u)
+    e_row = np.concatenate([np.arange(n_rel), ch_rel, u_rows, u_rows])
+    e_cell = np.concatenate([par, ch, u_ch, u_par])
+    e_coef = np.concatenate([p_coef, -p_coef[ch_rel], np.ones(n_u), -np.ones(n_u)])
+    keep = pos[e_cell] >= 0
+    e_row, e_col, e_coef = e_row[keep], pos[e_cell[keep]], e_coef[keep]
+    is_eq = np.concatenate([kind == SUM, np.zeros(n_u, bool)])
+    rhs = np.concatenate([rhs_rel, v[u_par] - v[u_ch]])
 
-    def mat(r_: np.ndarray, c_: np.ndarray, v_: np.ndarray, nrows: int) -> sp.csr_matrix:
-        # y = y_plus - y_minus
-        return sp.csr_matrix(
-            (np.concatenate([v_, -v_]), (np.concatenate([r_, r_]), np.concatenate([c_, c_ + k]))),
-            shape=(nrows, 2 * k),
-        )
-
-    a_eq = mat(eq_r, eq_c, eq_v, n_eq)
-    a_ub = mat(np.concatenate(ub_r), np.concatenate(ub_c), np.concatenate(ub_v), n_ub)
-    b_ub = np.concatenate(ub_b).astype(np.float64)
-    w = np.where(hidden[cells], 1e-3, cost[cells] / max(abs(delta), 1e-9))
-    c = np.concatenate([w, w])
     cap = 10.0 * float(v.max() if len(v) else 1.0) + abs(delta) + 10.0
-    lb = np.zeros(2 * k)
-    ub = np.concatenate([np.full(k, cap), np.maximum(v[cells], 0.0)])
-    # the cell's own move is fixed
-    i = int(pos[g]) if delta >= 0 else int(pos[g]) + k
-    other = int(pos[g]) + k if delta >= 0 else int(pos[g])
-    lb[i] = ub[i] = abs(delta)
-    ub[other] = 0.0
-    a = sp.vstack([a_eq, a_ub]).tocsr()
-    lo = np.concatenate([np.zeros(n_eq), np.full(n_ub, -np.inf)])
-    hi = np.concatenate([np.zeros(n_eq), b_ub])
-    return _Model(c=c, a=a, lo=lo, hi=hi, lb=lb, ub=ub, cells=cells, target=i, delta=abs(delta))
+    ub_p = np.full(k, cap)
+    ub_m = np.maximum(v[cells], 0.0)
+    t = int(pos[g])
+    if delta >= 0:
+        ub_m[t] = 0.0
+    else:
+        ub_p[t] = 0.0
+    # rows with one live cell are bounds on it: y = 0 for an equation, a * y <= b otherwise
+    active = np.ones(n_rows, bool)
+    for _ in range(4):
+        live = ((ub_p > 0) | (ub_m > 0))[e_col] & active[e_row]
+        n_live = np.bincount(e_row[live], minlength=n_rows)
+        single = active & (n_live == 1)
+        active &= n_live > 1
+        if not single.any():
+            break
+        s = live & single[e_row]
+        r, c, a = e_row[s], e_col[s], e_coef[s]
+        eq = is_eq[r]
+        ub_p[c[eq]] = 0.0
+        ub_m[c[eq]] = 0.0
+        lim = np.maximum(rhs[r[~eq]], 0.0) / np.abs(a[~eq])
+        up = a[~eq] > 0
+        np.minimum.at(ub_p, c[~eq][up], lim[up])
+        np.minimum.at(ub_m, c[~eq][~up], lim[~up])
+    if (ub_p[t] if delta >= 0 else ub_m[t]) < abs(delta) - 1e-7 * max(1.0, abs(delta)):
+        return None
+    # columns: y+ of cells that may go up, then y- of cells that may go down
+    col_p = np.where(ub_p > 0, np.cumsum(ub_p > 0) - 1, -1)
+    n_p = int((ub_p > 0).sum())
+    col_m = np.where(ub_m > 0, n_p + np.cumsum(ub_m > 0) - 1, -1)
+    target = int(col_p[t] if delta >= 0 else col_m[t])
+    n_col = n_p + int((ub_m > 0).sum())
+    live = active[e_row]
+    r, c, a = e_row[live], e_col[live], e_coef[live]
+    row_ix = np.cumsum(active) - 1
+    ep, em = col_p[c] >= 0, col_m[c] >= 0
+    mat = sp.csr_matrix(
+        (
+            np.concatenate([a[ep], -a[em]]),
+            (np.concatenate([row_ix[r[ep]], row_ix[r[em]]]), np.concatenate([col_p[c[ep]], col_m[c[em]]])),
+        ),
+        shape=(int(active.sum()), n_col),
+    )
+    hi = rhs[active]
+    lo = np.where(is_eq[active], hi, -np.inf)
+    w = np.where(hidden[cells], 1e-3, cost[cells] / max(abs(delta), 1e-9))
+    sel_p, sel_m = np.flatnonzero(ub_p > 0), np.flatnonzero(ub_m > 0)
+    ub = np.concatenate([ub_p[sel_p], ub_m[sel_m]])
+    lb = np.zeros(n_col)
+    lb[target] = ub[target] = abs(delta)
+    return _Model(
+        c=np.concatenate([w[sel_p], w[sel_m]]),
+        a=mat,
+        lo=lo,
+        hi=hi,
+        lb=lb,
+        ub=ub,
+        cells=cells,
+        col_cell=np.concatenate([sel_p, sel_m]),
+        col_sign=np.concatenate([np.ones(len(sel_p)), -np.ones(len(sel_m))]),
+        target=target,
+        delta=abs(delta),
+    )
 
 
 @dataclass
 class _Model:
-    """One protection LP: minimise c @ x, lo <= a @ x <= hi, lb <= x <= ub (x = y+, y-)."""
+    """One protection LP: minimise c @ x, lo <= a @ x <= hi, lb <= x <= ub; column i moves
+    ``cells[col_cell[i]]`` by ``col_sign[i] * x[i]``."""
 
     c: np.ndarray
     a: sp.csr_matrix
@@ -1272,12 +1340,16 @@ class _Model:
     lb: np.ndarray
     ub: np.ndarray
     cells: np.ndarray
+    col_cell: np.ndarray
+    col_sign: np.ndarray
     target: int
     delta: float
 
 
-def _solve_model(m: _Model) -> tuple[np.ndarray, np.ndarray] | None:
+def _solve_model(m: _Model | None) -> tuple[np.ndarray, np.ndarray] | None:
     """The deviation of a protection LP (cells and values), or None when it has none."""
+    if m is None:
+        return None
     res = milp(
         m.c,
         constraints=LinearConstraint(m.a, m.lo, m.hi) if m.a.shape[0] else (),
@@ -1286,8 +1358,7 @@ def _solve_model(m: _Model) -> tuple[np.ndarray, np.ndarray] | None:
     )
     if res.status != 0 or res.x is None:
         return None
-    k = len(m.cells)
-    y = res.x[:k] - res.x[k:]
+    y = np.bincount(m.col_cell, weights=m.col_sign * res.x, minlength=len(m.cells))
     keep = np.abs(y) > 1e-9 * max(1.0, m.delta)
     return m.cells[keep], y[keep]
 
@@ -1350,8 +1421,13 @@ def protect(
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(_protect_group_light, *zip(*jobs, strict=True)))
+        # the largest problems first (most primary cells), so that no worker is left with a
+        # long one at the end; each group's result does not depend on when it runs
+        work = [sum(int((primary_cells(t, rules)[0] > 0).sum()) for t in job[0]) for job in jobs]
+        first = sorted(range(len(jobs)), key=lambda i: (-work[i], i))
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            done = pool.map(_protect_group_light, *zip(*(jobs[i] for i in first), strict=True))
+            parts = [part for _, part in sorted(zip(first, done, strict=True), key=lambda x: x[0])]
     else:
         parts = [_protect_group(*job) for job in jobs]
     return _merge(tables, rules, members, parts, time.perf_counter() - started, workers)
@@ -1697,17 +1773,21 @@ def _feasible(
     stats: dict[str, np.ndarray],
     cand: np.ndarray,
     cell: np.ndarray,
-    y: np.ndarray,
+    ys: Sequence[np.ndarray],
     n_cand: int,
-) -> np.ndarray:
-    """Whether each candidate deviation (entries cand, cell, y) keeps every relation true."""
+) -> list[np.ndarray]:
+    """Whether each candidate deviation (entries cand, cell, y) keeps every relation true,
+    for each of ``ys`` (deviations on the same entries, e.g. up and down): the expansion of
+    the entries to their relations is shared."""
     tol = 1e-7
     v = joint.value
-    ok = np.ones(n_cand, bool)
-    neg = v[cell] + y < -tol
-    ok[cand[neg]] = False
     if len(joint.parent) == 0:
-        return ok
+        out = []
+        for y in ys:
+            ok = np.ones(n_cand, bool)
+            ok[cand[v[cell] + y < -tol]] = False
+            out.append(ok)
+        return out
     # expand each entry to the relations its cell belongs to
     start = joint.member_ptr[cell]
     cnt = joint.member_ptr[cell + 1] - start
@@ -1715,40 +1795,52 @@ def _feasible(
     e_rel = joint.member_rel[idx]
     e_cand = np.repeat(cand, cnt)
     e_cell = np.repeat(cell, cnt)
-    e_y = np.repeat(y, cnt)
     is_par = joint.parent[e_rel] == e_cell
     n_rel = len(joint.parent)
     key = e_cand.astype(np.int64) * n_rel + e_rel
     inv, uk = pd.factorize(key, sort=False)  # hashing: faster than sorting here
-    y_par = np.bincount(inv, weights=np.where(is_par, e_y, 0.0), minlength=len(uk))
-    y_ch = np.bincount(inv, weights=np.where(is_par, 0.0, e_y), minlength=len(uk))
     k_cand = uk // n_rel
     k_rel = uk % n_rel
     kind = joint.kind[k_rel]
     vp = v[joint.parent[k_rel]]
     s = stats["sum"][k_rel]
     scale = tol * np.maximum(1.0, np.abs(vp))
-    bad = np.where(
-        kind == SUM,
-        np.abs(y_par - y_ch) > scale,
-        np.where(kind == UNION, vp + y_par > s + y_ch + scale, s + y_ch > vp + y_par + scale),
-    )
-    # union: every child at most the parent
-    new_parent = vp + y_par
     ch_e = (~is_par) & (joint.kind[e_rel] == UNION)
-    bad_child = v[e_cell[ch_e]] + e_y[ch_e] > new_parent[inv[ch_e]] + scale[inv[ch_e]]
-    ok[e_cand[ch_e][bad_child]] = False
-    # untouched children when the parent goes down: the largest untouched child must still fit
-    down = (kind == UNION) & (y_par < 0)
-    if down.any():
-        cells_key = np.unique(cand.astype(np.int64) * joint.n + cell)
-        top1c = stats["argmax"][k_rel[down]]
-        touched = np.isin(k_cand[down].astype(np.int64) * joint.n + top1c, cells_key)
-        biggest = np.where(touched, stats["max2"][k_rel[down]], stats["max1"][k_rel[down]])
-        bad_down = biggest > new_parent[down] + scale[down]
-        bad[np.flatnonzero(down)[bad_down]] = True
-    ok[k_cand[bad]] = False
-    return ok
+    inv_ch = inv[ch_e]
+    v_ch = v[e_cell[ch_e]]
+    cand_ch = e_cand[ch_e]
+    union = kind == UNION
+    cells_key = None
+    out = []
+    for y in ys:
+        ok = np.ones(n_cand, bool)
+        ok[cand[v[cell] + y < -tol]] = False
+        e_y = np.repeat(y, cnt)
+        y_par = np.bincount(inv, weights=np.where(is_par, e_y, 0.0), minlength=len(uk))
+        y_ch = np.bincount(inv, weights=np.where(is_par, 0.0, e_y), minlength=len(uk))
+        bad = np.where(
+            kind == SUM,
+            np.abs(y_par - y_ch) > scale,
+            np.where(union, vp + y_par > s + y_ch + scale, s + y_ch > vp + y_par + scale),
+        )
+        # union: every child at most the parent
+        new_parent = vp + y_par
+        bad_child = v_ch + e_y[ch_e] > new_parent[inv_ch] + scale[inv_ch]
+        ok[cand_ch[bad_child]] = False
+        # untouched children when the parent goes down: the largest untouched child must fit
+        down = union & (y_par < 0)
+        if down.any():
+            if cells_key is None:
+                cells_key = np.sort(cand.astype(np.int64) * joint.n + cell)
+            query = k_cand[down].astype(np.int64) * joint.n + stats["argmax"][k_rel[down]]
+            at = np.minimum(np.searchsorted(cells_key, query), len(cells_key) - 1)
+            touched = cells_key[at] == query
+            biggest = np.where(touched, stats["max2"][k_rel[down]], stats["max1"][k_rel[down]])
+            bad_down = biggest > new_parent[down] + scale[down]
+            bad[np.flatnonzero(down)[bad_down]] = True
+        ok[k_cand[bad]] = False
+        out.append(ok)
+    return out
 
 
 def _relation_stats(joint: _Joint) -> dict[str, np.ndarray]:
@@ -1828,7 +1920,12 @@ class _Witnesses:
         order = np.argsort(wid, kind="stable")
         ptr = np.searchsorted(wid[order], np.arange(len(target) + 1))
         keep = np.ones(len(target), bool)
-        for k in range(len(target) - 1, -1, -1):  # witnesses, not data rows
+        # counts only fall, so a witness that is some cell's only protection now stays: only
+        # the others are candidates, looked at one by one (newest first)
+        lone = np.zeros(len(target), bool)
+        lone[wid[up & (n_up[cell] <= 1)]] = True
+        lone[wid[down & (n_down[cell] <= 1)]] = True
+        for k in np.flatnonzero(~lone)[::-1]:  # witnesses, not data rows
             e = order[ptr[k] : ptr[k + 1]]
             cu, cd = cell[e][up[e]], cell[e][down[e]]
             if (n_up[cu] > 1).all() and (n_down[cd] > 1).all():
@@ -1992,14 +2089,16 @@ def _refine_pair(
         cand = np.take_along_axis(cand, keep, axis=1)
     cell = off[:, None, :] + np.maximum(cand, 0)[:, :, None] * lay.strides[j]  # rows x cand x corners
     present = (sg != 0)[:, None, :] & (cand >= 0)[:, :, None]
-    val = np.where(present, v[np.where(present, cell, 0)], np.inf)
+    safe = np.where(present, cell, 0)
+    vals = v[safe]
+    val = np.where(present, vals, np.inf)
     # the sibling's corners move by -sign(other): down when the other factors' sign is +1
     goes_down_up = present & (sg == 1)[:, None, :]
     goes_down_dn = present & (sg == -1)[:, None, :]
     ok_up = np.where(goes_down_up, val >= du[rows][:, None, None] - 1e-9, True).all(axis=2)
     ok_dn = np.where(goes_down_dn, val >= dd[rows][:, None, None] - 1e-9, True).all(axis=2)
-    hid = np.where(present, hidden[np.where(present, cell, 0)], False).sum(axis=2)
-    mass = np.where(present, np.where(np.isfinite(val), val, 0.0), 0.0).sum(axis=2)
+    hid = (hidden[safe] & present).sum(axis=2)
+    mass = np.where(present, vals, 0.0).sum(axis=2)
     score = np.where(cand >= 0, ok_up * 1e12 + ok_dn * 1e11 + hid * 1e6 - mass, -np.inf)
     order = np.argsort(-score, axis=1, kind="stable")
     r = min(rank, cand.shape[1] - 1)
@@ -2150,14 +2249,27 @@ def _cube_batch(
                     valid = valid & (price <= 0)
                 k = len(entries)
                 entries.append((rows, np.where(present, gcells, -1), sgn))
-                for sign, delta, done in ((1, du, done_up), (-1, dd, done_down)):
-                    todo = valid & ~done[g[rows]] & (price < best[sign][rows])
-                    if not todo.any():
+                todo = {
+                    sign: valid & ~done[g[rows]] & (price < best[sign][rows])
+                    for sign, done in ((1, done_up), (-1, done_down))
+                }
+                either = todo[1] | todo[-1]
+                if not either.any():
+                    continue
+                # both directions' cubes are checked over one expansion of their entries
+                m = present & either[:, None]
+                cand = np.repeat(np.arange(len(rows)), m.sum(axis=1))
+                ys = [
+                    (sign * sgn[m] * delta[rows][cand]).astype(np.float64)
+                    for sign, delta in ((1, du), (-1, dd))
+                ]
+                feasible = dict(
+                    zip((1, -1), _feasible(joint, stats, cand, gcells[m], ys, len(rows)), strict=True)
+                )
+                for sign in (1, -1):
+                    ok = todo[sign] & feasible[sign]
+                    if not ok.any():
                         continue
-                    m = present & todo[:, None]
-                    cand = np.repeat(np.arange(len(rows)), m.sum(axis=1))
-                    y = (sign * sgn[m] * delta[rows][cand]).astype(np.float64)
-                    ok = todo & _feasible(joint, stats, cand, gcells[m], y, len(rows))
                     better = rows[ok]
                     best[sign][better] = price[ok]
                     choice[sign][better] = k

@@ -447,3 +447,109 @@ def test_synthetic_register_year_is_protected_and_the_attacker_agrees_without_wi
     # the attacker's own LPs (no witness used) reach the same verdict
     alone = audit(p, use_witnesses=False, exact=False)
     assert alone.passed and alone.summary["lps"] > 0
+
+
+def _reference_repair_cost(
+    t, hidden: np.ndarray, cost: np.ndarray, g: int, delta: float, free: np.ndarray
+) -> float | None:
+    """The cheapest deviation moving cell g by delta with only ``free`` cells moving, as a
+    plain LP over every cell and every row of the table (None when there is none)."""
+    from scipy.optimize import linprog
+
+    v, n = t.values, t.size
+    rel = t.relations
+    eq, ub, b_ub = [], [], []
+    for r in range(rel.size):
+        p, ch = rel.parent[r], rel.children[rel.ptr[r] : rel.ptr[r + 1]]
+        row = np.zeros(n)
+        row[p], row[ch] = 1.0, -1.0
+        if rel.kind[r] == SUM:
+            eq.append(row)
+        elif rel.kind[r] == UNION:
+            ub.append(row)  # parent <= sum of children
+            b_ub.append(v[ch].sum() - v[p])
+            for c in ch:  # every child <= parent
+                one = np.zeros(n)
+                one[c], one[p] = 1.0, -1.0
+                ub.append(one)
+                b_ub.append(v[p] - v[c])
+        else:  # disjoint: sum of children <= parent
+            ub.append(-row)
+            b_ub.append(v[p] - v[ch].sum())
+    fix = np.zeros(n)
+    fix[g] = 1.0
+    a_eq = np.vstack([*eq, fix])
+    b_eq = np.concatenate([np.zeros(len(eq)), [delta]])
+    w = np.where(hidden, 1e-3, cost / abs(delta))
+    cap = 10.0 * v.max() + abs(delta) + 10.0
+    res = linprog(
+        np.concatenate([w, w]),
+        A_ub=np.hstack([np.array(ub), -np.array(ub)]),
+        b_ub=np.array(b_ub),
+        A_eq=np.hstack([a_eq, -a_eq]),
+        b_eq=b_eq,
+        bounds=[(0, cap if i in free else 0.0) for i in range(n)]
+        + [(0, max(x, 0.0) if i in free else 0.0) for i, x in enumerate(v)],
+        method="highs",
+    )
+    assert res.status in (0, 2)
+    return float(res.fun) if res.status == 0 else None
+
+
+def test_local_lp_keeps_the_optimum_of_the_full_model() -> None:
+    from lsssdc.disclosure import tables as T
+
+    t = build_table(bounds_case(), ["kommun", "sex", "insats"], "persons", H, insatser=[DV, KP])
+    rules = Rules(FrequencyRule(4))
+    joint = T._joint([t], rules)
+    cost = T._cost(joint)
+    hidden = joint.primary.copy()
+    stats = T._relation_stats(joint)
+    rng = np.random.default_rng(0)
+    checked = refused = 0
+    for g in np.flatnonzero(joint.primary):
+        for delta in (joint.upl[g], -joint.lpl[g]):
+            # neighbourhoods, and random cell sets (many rows with one free cell: bounds)
+            sets = [T._neighbourhood(joint, int(g), 1), np.arange(joint.n)]
+            sets += [np.union1d(np.flatnonzero(rng.random(joint.n) < 0.5), [g]) for _ in range(4)]
+            for free in sets:
+                model = T._protection_model(joint, hidden, cost, int(g), float(delta), free)
+                found = T._solve_model(model)
+                want = _reference_repair_cost(t, hidden, cost, int(g), float(delta), set(free.tolist()))
+                if want is None:
+                    assert found is None
+                    refused += model is None
+                    continue
+                cells, y = found
+                assert y[cells == g] == pytest.approx(delta)
+                # the deviation keeps every relation true and costs the full model's optimum
+                (ok,) = T._feasible(joint, stats, np.zeros(len(cells), np.int64), cells, [y], 1)
+                assert ok[0]
+                w = np.where(hidden[cells], 1e-3, cost[cells] / abs(delta))
+                assert float(w @ np.abs(y)) == pytest.approx(want, rel=1e-6, abs=1e-9)
+                checked += 1
+    assert checked >= 8 and refused >= 1
+    # a zero cell cannot fall: refused without a solve
+    zero = int(np.flatnonzero(joint.value == 0)[0])
+    assert T._protection_model(joint, hidden, cost, zero, -1.0, np.arange(joint.n)) is None
+
+
+def test_workers_take_the_largest_problem_first_and_agree_with_one_process() -> None:
+    small = bounds_case()
+    big = pd.concat([bounds_case(), bounds_case().assign(personnummer=lambda d: d["personnummer"] + "b")])
+    reg = pd.concat([small.assign(year=2022), big.assign(year=2023), small.assign(year=2024)])
+    hk = {"kommun": Hierarchy.flat("kommun", ["0114", "0115", "0117"])}
+    tables = [
+        build_table(
+            reg[reg["year"] == y], ["kommun", "sex", "insats"], "persons", hk, insatser=[DV, KP], name=f"t{y}"
+        )
+        for y in (2022, 2023, 2024)
+    ]
+    rules = Rules(FrequencyRule(4))
+    one = protect(tables, rules)
+    two = protect(tables, rules, workers=2)
+    for x, y in zip(one.status, two.status, strict=True):
+        assert np.array_equal(x, y)
+    for key in one.witnesses:
+        assert np.array_equal(one.witnesses[key], two.witnesses[key])
+    assert audit(two).passed
