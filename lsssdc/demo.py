@@ -18,6 +18,7 @@ from lsssdc.audit.ledger import Ledger
 from lsssdc.identity.keystore import KeyStore
 from lsssdc.register import files, rules, synth
 from lsssdc.release import pipeline
+from lsssdc.release.candidate import sha256_file
 
 DEMO_PASSPHRASE = "lsssdc-demo-passphrase-NOT-A-SECRET"
 DEMO_POLICY = "research-with-deaths.yaml"
@@ -72,7 +73,7 @@ def run(
     policy_path, order_path = pdir / DEMO_POLICY, pdir / "orders" / DEMO_ORDER
     pol, order = P.load_policy(policy_path), P.load_order(order_path)
     inputs = [
-        pipeline.Input(f"register:{p.name}", "sha256:" + _sha(p), n)
+        pipeline.Input(f"register:{p.name}", "sha256:" + sha256_file(p), n)
         for p, n in ((paths["lss"], len(register)), (paths["deaths"], len(deaths)))
     ]
     cand = pipeline.prepare(
@@ -112,13 +113,3 @@ def run(
         keys / "demo-keys.json",
         verified.ok,
     )
-
-
-def _sha(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,11 +16,9 @@ LEDGER_HELP = "The audit ledger (SQLite file); created when missing."
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+    from lsssdc.release.candidate import sha256_file
+
+    return "sha256:" + sha256_file(path)
 
 
 def _keystore(path: Path):

@@ -226,20 +226,10 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
         (tmp / "datapackage.json").write_text(
             json.dumps(package, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
-        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-        (tmp / "MANIFEST.sha256").write_text(
-            "".join(f"{h}  {n}\n" for n, h in sorted(files.items())), encoding="utf-8"
-        )
-        files["MANIFEST.sha256"] = sha256_file(tmp / "MANIFEST.sha256")
-        for p in tmp.iterdir():
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.rename(tmp, target)
+        return _publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(target.parent)
-    return files
 
 
 def _table_readme(meta: dict[str, Any], names: list[str]) -> str:
@@ -286,18 +276,23 @@ def _build_table_package(candidate: Candidate, target: Path) -> dict[str, str]:
         (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
         (tmp / "order.yaml").write_bytes(sources["order.yaml"])
         (tmp / "README.md").write_text(_table_readme(meta, names), encoding="utf-8")
-        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-        (tmp / "MANIFEST.sha256").write_text(
-            "".join(f"{h}  {n}\n" for n, h in sorted(files.items())), encoding="utf-8"
-        )
-        files["MANIFEST.sha256"] = sha256_file(tmp / "MANIFEST.sha256")
-        for p in tmp.iterdir():
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.rename(tmp, target)
+        return _publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _publish(tmp: Path, target: Path) -> dict[str, str]:
+    """Write the SHA-256 manifest, make every file durable, and rename the package into place."""
+    files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+    (tmp / "MANIFEST.sha256").write_text(
+        "".join(f"{h}  {n}\n" for n, h in sorted(files.items())), encoding="utf-8"
+    )
+    files["MANIFEST.sha256"] = sha256_file(tmp / "MANIFEST.sha256")
+    for p in tmp.iterdir():
+        with open(p, "rb") as fh:
+            os.fsync(fh.fileno())
+    os.rename(tmp, target)
     _fsync_dir(target.parent)
     return files
 
