@@ -134,6 +134,9 @@ def demo(
     persons: int = typer.Option(75_000, help="Persons per year in the synthetic register."),
     years: str = typer.Option("1999-2024", help="Years to synthesise."),
     seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print where everything is as JSON (no progress lines)."
+    ),
 ) -> int:
     """Run the whole flow on built-in synthetic data with demo keys: synthesise, validate, prepare,
     approve, deliver, verify the ledger; print where the report, the package and the ledger are.
@@ -142,6 +145,29 @@ def demo(
     """
     from lsssdc import demo as demo_mod
 
-    result = demo_mod.run(out, parse_years(years), persons, seed, say=typer.echo)
+    say = (lambda _line: None) if as_json else typer.echo
+    result = demo_mod.run(out, parse_years(years), persons, seed, say=say)
     ok = result.validation.ok and result.verdict == "releasable" and result.ledger_ok
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "synthetic": True,
+                    "demo_keys": True,
+                    "registers": str(result.registers),
+                    "validation": {
+                        "errors": result.validation.errors,
+                        "warnings": result.validation.warnings,
+                    },
+                    "candidate": str(result.candidate),
+                    "verdict": result.verdict,
+                    "report": str(result.report),
+                    "package": str(result.package) if result.package else None,
+                    "ledger": str(result.ledger),
+                    "ledger_verified": result.ledger_ok,
+                    "key_store": str(result.key_store),
+                },
+                indent=2,
+            )
+        )
     return EXIT_OK if ok else EXIT_REFUSED
