@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,16 +55,10 @@ REASON_TEXT: dict[str, str] = {
 SEX_CODES = ("1", "2")  # 1 = man, 2 = kvinna (SCB's standard coding)
 
 _WIDTH = 13
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int16)
+_ASCII0 = 48
 #: Luhn: the digit sum of twice a digit.
 _DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int64)
-#: Lookups by byte value (non-digits count as 0; such rows are already invalid by their shape).
-_BYTE_DIGIT = np.zeros(256, dtype=np.int16)
-_BYTE_DIGIT[48:58] = np.arange(10)
-_BYTE_DOUBLED = np.zeros(256, dtype=np.int16)
-_BYTE_DOUBLED[48:58] = _DOUBLED
 _SEP_DASH, _SEP_PLUS = ord("-"), ord("+")
-_POSITIONS = np.arange(12)
 
 
 def _as_text(value: Any) -> str | None:
@@ -78,12 +73,24 @@ def _as_text(value: Any) -> str | None:
         return "?"
 
 
+def _str_objects(s: pd.Series) -> pa.StringArray | None:
+    """An object column of only ``str`` and missing values, converted by Arrow in one pass
+    (pandas' own conversion makes a second); None for a column holding anything else."""
+    try:
+        arr = pa.array(s.to_numpy(), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):  # ints, dates, unpaired surrogates ...
+        return None
+    return arr if isinstance(arr, pa.StringArray) else None  # bytes give binary: pandas' way
+
+
 def _to_arrow_strings(values: Any) -> pa.StringArray:
     s = (
         values
         if isinstance(values, pd.Series)
         else pd.Series(list(values) if not isinstance(values, np.ndarray) else values)
     )
+    if s.dtype == object and (fast := _str_objects(s)) is not None:
+        return fast
     if not isinstance(s.dtype, pd.StringDtype) or s.dtype.storage != "pyarrow":
         if s.dtype == object or isinstance(s.dtype, pd.StringDtype | pd.CategoricalDtype):
             try:
@@ -197,76 +204,188 @@ def luhn_check_digit(nine: np.ndarray) -> np.ndarray:
 
 
 def _days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
-    m = np.clip(month, 0, 12)
-    dim = _DAYS_IN_MONTH[m].astype(np.int16)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    return dim + ((m == 2) & leap)
+    """Days in the month for months 1-12 (other months give junk: such rows are already invalid).
+
+    Thirty or thirty-one by the parity of ``month ^ (month >> 3)``; February 28 plus the leap day.
+    """
+    dim = np.uint8(30) + ((month ^ (month >> 3)) & np.uint8(1))
+    feb = month == 2
+    if feb.any():
+        leap = ((year & 3) == 0) & (((year % 100) != 0) | ((year & 15) == 0))  # 400 = 16 * 25
+        dim = np.where(feb, np.uint8(28) + leap, dim)
+    return dim
+
+
+def _days_since_epoch(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Valid calendar dates as days since 1970-01-01 (proleptic Gregorian 'days from civil'),
+    by integer arithmetic rather than numpy's slower month-to-day calendar conversion."""
+    m = month.astype(np.int32)
+    y = year.astype(np.int32) - (m <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era.astype(np.int64) * 146_097 + (doe - 719_468)
+
+
+def _twelve_digit_rows(arr: pa.StringArray) -> np.ndarray | None:
+    """The values as an (n x 12) byte matrix, without a copy, when every one is exactly twelve
+    ASCII digits (a column that was normalised before, the usual case); else None.
+
+    Such a column needs neither trimming nor padding, and every value has the 12-digit shape.
+    """
+    n = len(arr)
+    if n == 0 or arr.null_count or arr.buffers()[2] is None:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    start = int(offsets[0])
+    if int(offsets[-1]) - start != 12 * n or not (np.diff(offsets) == 12).all():
+        return None
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[start : start + 12 * n]
+    if data.min() < _ASCII0 or data.max() > _ASCII0 + 9:
+        return None
+    return data.reshape(n, 12)
+
+
+def _select(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.where(mask, a, b)`` for uint8 ``a`` and ``b`` by byte arithmetic: many times faster
+    than ``np.where`` when the (n,) mask is broadcast over (k x n) rows."""
+    bits = np.negative(mask.view(np.uint8))  # 0xFF where true, 0 where false
+    out = a ^ b
+    out &= bits
+    out ^= b
+    return out
+
+
+def _digit_values(raw: np.ndarray) -> np.ndarray:
+    """Bytes -> digit values 0-9 as uint8 (any other byte counts as 0: such rows are already invalid)."""
+    d = raw - np.uint8(_ASCII0)
+    d &= np.negative((d < 10).view(np.uint8))
+    return d
+
+
+@dataclass
+class _Shape:
+    """The ten bytes ``YYMMDDNNNC`` of each value (10 x n digit values) and what its shape says.
+
+    ``None`` for a mask means false for every row; ``long_form`` None means true for every row.
+    """
+
+    digits: np.ndarray
+    century: np.ndarray
+    missing: np.ndarray | None
+    long_form: np.ndarray | None
+    short_form: np.ndarray | None
+    plus: np.ndarray | None
+
+
+def _copy_rows(out: np.ndarray, rows: np.ndarray) -> None:
+    """Copy (n x 12) byte rows as one 8-byte and one 4-byte word each (numpy copies short rows
+    of a strided matrix byte by byte, several times slower)."""
+    if out.strides[1] == 1 and rows.strides[1] == 1:
+        out[:, :8].view("<u8")[:] = rows[:, :8].view("<u8")
+        out[:, 8:12].view("<u4")[:] = rows[:, 8:12].view("<u4")
+    else:
+        out[:] = rows
+
+
+def _shape_of_twelve(rows: np.ndarray, out_text: np.ndarray) -> _Shape:
+    """Fast path: every value is twelve digits, already the normalised text."""
+    _copy_rows(out_text, rows)
+    cols = np.ascontiguousarray(rows.T)  # one contiguous row per position
+    cols -= np.uint8(_ASCII0)
+    century = cols[0] * np.uint8(10) + cols[1]
+    return _Shape(cols[2:], century, None, None, None, None)
+
+
+def _shape_of_any(arr: pa.StringArray, out_text: np.ndarray) -> tuple[_Shape, np.ndarray]:
+    """Any column: find each value's shape by byte comparisons on the padded (13 x n) byte matrix.
+
+    Returns the shape and the first two bytes of each value (the century of the long forms).
+    """
+    mat, blen, missing = _char_matrix(arr)
+    cols = np.ascontiguousarray(mat.T)  # one contiguous row per position
+    isdig = (cols - np.uint8(_ASCII0)) < 10
+    head = isdig[0:6].all(axis=0)  # YYMMDD (short forms), CCYYMM (long forms)
+    sep6 = (cols[6] == _SEP_DASH) | (cols[6] == _SEP_PLUS)
+    sep8 = (cols[8] == _SEP_DASH) | (cols[8] == _SEP_PLUS)
+    f10 = (blen == 10) & head & isdig[6:10].all(axis=0)
+    f11 = (blen == 11) & head & isdig[7:11].all(axis=0) & sep6
+    f12 = (blen == 12) & head & isdig[6:12].all(axis=0)
+    f13 = (blen == 13) & head & isdig[6:8].all(axis=0) & isdig[9:13].all(axis=0) & sep8
+    long_form = f12 | f13
+    short_form = f10 | f11
+    plus = (f13 & (cols[8] == _SEP_PLUS)) | (f11 & (cols[6] == _SEP_PLUS))
+    # the ten bytes YYMMDDNNNC of every shape: skip the century of the long forms and the
+    # separator; rows of other shapes give their first ten bytes (junk: they are invalid)
+    ten = np.empty((10, len(blen)), dtype=np.uint8)
+    ten[:6] = _select(long_form, cols[2:8], cols[0:6])
+    ten[6:] = _select(f12, cols[8:12], _select(f13, cols[9:13], _select(f11, cols[7:11], cols[6:10])))
+    out_text[:, 2:] = ten.T
+    first = _digit_values(cols[0:2])
+    century = first[0] * np.uint8(10) + first[1]
+    shape = _Shape(_digit_values(ten), century, missing, long_form, short_form, plus)
+    return shape, cols[0:2]
 
 
 def _parse_chunk(
-    arr: pa.StringArray, ref: np.ndarray | np.integer | None, out_text: np.ndarray
-) -> tuple[np.ndarray, ...]:
+    arr: pa.StringArray, ref: np.ndarray | np.integer | None, out_text: np.ndarray, details: bool = True
+) -> tuple[np.ndarray | None, ...]:
     """Parse one slice of values; write the normalised digits into ``out_text`` (n x 12).
 
-    Returns (valid, reason code, birth date, sex code, samordningsnummer) for the slice.
+    Returns (reason code, birth date, sex code, samordningsnummer) for the slice; the last three
+    are None unless ``details``. Digits are kept as uint8 values and checked with uint8
+    arithmetic; wider integers only where a year takes part.
     """
-    mat, blen, missing = _char_matrix(arr)
-    n = mat.shape[0]
-    # which of the 13 positions hold a digit, packed into one 16-bit mask per row
-    isdig = (mat - np.uint8(48)) < 10
-    packed = np.packbits(isdig, axis=1, bitorder="little")
-    digits_at = packed[:, 0].astype(np.uint16) | (packed[:, 1].astype(np.uint16) << 8)
-    sep8 = (mat[:, 8] == _SEP_DASH) | (mat[:, 8] == _SEP_PLUS)
-    sep6 = (mat[:, 6] == _SEP_DASH) | (mat[:, 6] == _SEP_PLUS)
-    f12 = (blen == 12) & ((digits_at & 0x0FFF) == 0x0FFF)  # positions 0-11
-    f13 = (blen == 13) & ((digits_at & 0x1EFF) == 0x1EFF) & sep8  # 0-7 and 9-12
-    f10 = (blen == 10) & ((digits_at & 0x03FF) == 0x03FF)  # 0-9
-    f11 = (blen == 11) & ((digits_at & 0x07BF) == 0x07BF) & sep6  # 0-5 and 7-10
-    long_form = f12 | f13
-    short_form = f10 | f11
-    plus = (f13 & (mat[:, 8] == _SEP_PLUS)) | (f11 & (mat[:, 6] == _SEP_PLUS))
-
-    # the ten bytes YYMMDDNNNC of every shape: drop the separator (shift what follows it one
-    # place left), then skip the century of the long forms; rows of other shapes give junk
-    has_sep = f13 | f11
-    sep_at = np.where(long_form, 8, 6)
-    after_sep = has_sep[:, None] & (_POSITIONS[None, :] >= sep_at[:, None])
-    joined = np.where(after_sep, mat[:, 1:], mat[:, :-1])
-    ten = np.where(long_form[:, None], joined[:, 2:12], joined[:, 0:10])
-    b = np.ascontiguousarray(ten.T)  # one contiguous row of bytes per position
-    dg = _BYTE_DIGIT[b]
-
-    yy = dg[0] * 10 + dg[1]
-    mm = dg[2] * 10 + dg[3]
-    dd = dg[4] * 10 + dg[5]
-    nnn = dg[6] * 100 + dg[7] * 10 + dg[8]
-    samord = dd > 60
-    day = np.where(samord, dd - 60, dd)
-    md = mm * 100 + day
-
-    century = (_BYTE_DIGIT[mat[:, 0]] * 10 + _BYTE_DIGIT[mat[:, 1]]).astype(np.int32)
-    year = np.where(long_form, century * 100 + yy, 0).astype(np.int32)
-    bad_century = long_form & ~((century >= 18) & (century <= 20))
-    if ref is None:
-        bad_century |= short_form
+    rows = _twelve_digit_rows(arr)
+    if rows is not None:
+        shape, first = _shape_of_twelve(rows, out_text), None
     else:
-        ref_year = ref // 10000
-        short_year = (ref_year // 100) * 100 + yy
-        short_year = np.where(short_year * 10000 + md > ref, short_year - 100, short_year)
-        short_year = np.where(plus, short_year - 100, short_year)
-        year = np.where(short_form, short_year, year)
-        bad_century |= short_form & (ref < 0)
+        shape, first = _shape_of_any(arr, out_text)
+    dg, n = shape.digits, len(out_text)
+    long_form, short_form = shape.long_form, shape.short_form
 
-    bad_date = (mm < 1) | (mm > 12) | (day < 1) | (day > _days_in_month(year, mm)) | (dd == 60)
-    bad_birth_number = nnn == 0
-    total = _BYTE_DOUBLED[b[0:9:2]].sum(axis=0) + dg[1:9:2].sum(axis=0)
-    bad_check = (10 - total % 10) % 10 != dg[9]
-    # a row without a reference date (NaT) has nothing to lie in the future of
-    future = ((ref >= 0) & (year * 10000 + md > ref)) if ref is not None else np.zeros(n, bool)
+    yy = dg[0] * np.uint8(10) + dg[1]
+    mm = dg[2] * np.uint8(10) + dg[3]
+    dd = dg[4] * np.uint8(10) + dg[5]
+    samord = dd > 60
+    day = np.where(samord, dd - np.uint8(60), dd)
+
+    century_ok = (shape.century - np.uint8(18)) <= 2  # 18, 19 or 20
+    if long_form is None:  # every row has a century
+        year = shape.century.astype(np.int16) * 100 + yy
+        bad_century = ~century_ok
+    else:
+        year = np.where(long_form, shape.century.astype(np.int32) * 100 + yy, 0).astype(np.int32)
+        bad_century = long_form & ~century_ok
+    future = None
+    if ref is None:
+        if short_form is not None:
+            bad_century |= short_form
+    else:
+        md = mm.astype(np.int32) * 100 + day
+        if short_form is not None:
+            ref_year = ref // 10000
+            short_year = (ref_year // 100) * 100 + yy
+            short_year = np.where(short_year * 10000 + md > ref, short_year - 100, short_year)
+            short_year = np.where(shape.plus, short_year - 100, short_year)
+            year = np.where(short_form, short_year, year)
+            bad_century |= short_form & (ref < 0)
+        # a row without a reference date (NaT) has nothing to lie in the future of
+        future = (ref >= 0) & (year.astype(np.int32) * 10000 + md > ref)
+
+    bad_date = ((mm - np.uint8(1)) >= 12) | ((day - np.uint8(1)) >= _days_in_month(year, mm)) | (dd == 60)
+    bad_birth_number = (dg[6] | dg[7] | dg[8]) == 0
+    # Luhn over YYMMDDNNN: digits at even places doubled (digit sum of 2d is 2d - 9 for d >= 5);
+    # the total stays below 256, and the check digit is right when total + C ends in 0
+    total = dg[1] + dg[3] + dg[5] + dg[7] + dg[9]
+    for j in range(0, 9, 2):
+        total += dg[j] + dg[j] - np.uint8(9) * (dg[j] > 4)
+    bad_check = (total % np.uint8(10)) != 0
 
     conditions = [
-        missing,
-        ~(long_form | short_form),
+        shape.missing,
+        None if long_form is None else ~(long_form | short_form),
         bad_century,
         bad_date,
         bad_birth_number,
@@ -275,23 +394,44 @@ def _parse_chunk(
     ]
     reason_code = np.full(n, -1, dtype=np.int8)
     for code in range(len(conditions) - 1, -1, -1):  # lowest code wins: fixed 7 passes, not rows
-        reason_code[conditions[code]] = code
+        if conditions[code] is not None:
+            np.copyto(reason_code, np.int8(code), where=conditions[code])
+    if first is not None:  # the century of the normalised text, where the value did not give it
+        out_text[:, 0] = np.where(long_form, first[0], 48 + year // 1000)
+        out_text[:, 1] = np.where(long_form, first[1], 48 + (year // 100) % 10)
+    if not details:
+        return reason_code, None, None, None
+
     valid = reason_code < 0
-
-    text = out_text  # the normalised 12 digits, as ASCII
-    text[:, 0] = np.where(long_form, mat[:, 0], 48 + year // 1000)
-    text[:, 1] = np.where(long_form, mat[:, 1], 48 + (year // 100) % 10)
-    text[:, 2:] = ten
-
-    months = (year.astype(np.int64) - 1970) * 12 + (mm - 1)
-    birth = months.astype("datetime64[M]").astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
-    birth = np.where(valid, birth, np.datetime64("NaT")).astype("datetime64[ns]")
-    sex_codes = np.where(valid, np.where(nnn % 2 == 1, 0, 1), -1).astype(np.int8)
-    return valid, reason_code, birth, sex_codes, samord & valid
+    days = np.where(valid, _days_since_epoch(year, mm, day), np.iinfo(np.int64).min)
+    birth = days.view("datetime64[D]").astype("datetime64[ns]")
+    sex_codes = ((dg[8] & np.uint8(1)) ^ np.uint8(1)).astype(np.int8)  # odd birth number: man (0)
+    np.copyto(sex_codes, np.int8(-1), where=~valid)
+    return reason_code, birth, sex_codes, samord & valid
 
 
 #: Values parsed per pass: bounds the memory of the intermediate arrays and keeps them in cache.
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
+
+
+def parse_into(values: Any, reference_date: Any, out_text: np.ndarray) -> np.ndarray:
+    """Check a column and write each value's normalised 12 ASCII digits into ``out_text`` (n x 12).
+
+    Returns the reason code per value (-1 valid, else an index into :data:`REASONS`): the checks
+    of :func:`parse` without its birth dates and table, for callers that need only the digits.
+    Rows of invalid values hold junk digits.
+    """
+    arr = _to_arrow_strings(values)
+    n = len(arr)
+    ref = _reference_ints(reference_date, n)
+    reason_code = np.empty(n, np.int8)
+    for start in range(0, n, _CHUNK):  # whole slices of values, not rows
+        stop = min(n, start + _CHUNK)
+        ref_part = ref if ref is None or np.ndim(ref) == 0 else ref[start:stop]
+        reason_code[start:stop] = _parse_chunk(
+            arr.slice(start, stop - start), ref_part, out_text[start:stop], details=False
+        )[0]
+    return reason_code
 
 
 def parse(values: Iterable[Any] | pd.Series, reference_date: Any = None) -> pd.DataFrame:
@@ -306,19 +446,19 @@ def parse(values: Iterable[Any] | pd.Series, reference_date: Any = None) -> pd.D
     arr = _to_arrow_strings(values)
     n = len(arr)
     ref = _reference_ints(reference_date, n)
-    valid = np.empty(n, bool)
     reason_code = np.empty(n, np.int8)
     birth = np.empty(n, "datetime64[ns]")
     sex_codes = np.empty(n, np.int8)
     samord = np.empty(n, bool)
     text = np.empty((n, 12), np.uint8)
-    for start in range(0, n, _CHUNK):  # whole slices of a million values, not rows
+    for start in range(0, n, _CHUNK):  # whole slices of values, not rows
         stop = min(n, start + _CHUNK)
         part = slice(start, stop)
         ref_part = ref if ref is None or np.ndim(ref) == 0 else ref[part]
-        (valid[part], reason_code[part], birth[part], sex_codes[part], samord[part]) = _parse_chunk(
+        (reason_code[part], birth[part], sex_codes[part], samord[part]) = _parse_chunk(
             arr.slice(start, stop - start), ref_part, text[part]
         )
+    valid = reason_code < 0
     # the normalised numbers as one Arrow array over the digit buffer: no per-value copies
     offsets = np.arange(0, 12 * (n + 1), 12, dtype=np.int64)
     validity = np.packbits(valid, bitorder="little")

@@ -176,15 +176,6 @@ def _reference_slicer(reference_date: Any, n: int) -> Any:
     return ref
 
 
-def _digits_of(normalised: pd.Series) -> np.ndarray:
-    """(n x 12) ASCII digit matrix of a parsed 'personnummer' column (missing rows become zeros)."""
-    arr = pa.chunked_array(normalised.array.__arrow_array__()).combine_chunks()
-    fixed = pc.fill_null(arr, "0" * _DIGITS).cast(pa.binary(_DIGITS))
-    n = len(fixed)
-    buf = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
-    return buf[fixed.offset * _DIGITS : (fixed.offset + n) * _DIGITS].reshape(n, _DIGITS)
-
-
 def _pack(digits: np.ndarray) -> np.ndarray:
     """12 ASCII digits -> one uint64 (binary-coded decimal: ordering and equality are the digits')."""
     low = digits & 0x0F
@@ -194,30 +185,33 @@ def _pack(digits: np.ndarray) -> np.ndarray:
 
 
 def _digit_chunks(
-    values: pd.Series, reference_date: Any, column: str
+    values: pd.Series, reference_date: Any, column: str, tail: bytes = b""
 ) -> Iterator[tuple[int, int, np.ndarray | None]]:
-    """Parse a column chunk by chunk: ``(start, stop, digits)``, digits None once a value failed.
+    """Parse a column chunk by chunk: ``(start, stop, rows)``, rows None once a value failed.
 
-    Small chunks keep parse's temporaries warm in memory and cache. After the last chunk, any
-    invalid value raises one error naming the column, every row (1-based) and the reasons.
+    Each row holds the 12 normalised ASCII digits followed by ``tail`` (the key's tag makes the
+    rows AES blocks as they are parsed, with no copy in between). Small chunks keep the parser's
+    temporaries warm in cache. After the last chunk, any invalid value raises one error naming
+    the column, every row (1-based) and the reasons.
     """
     n = len(values)
     ref_rows = _reference_slicer(reference_date, n)
     bad_rows: list[np.ndarray] = []
-    reasons: dict[str, int] = {}
+    reasons = np.zeros(len(pnr.REASONS), dtype=np.int64)
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
         ref = reference_date if ref_rows is None else ref_rows.iloc[start:stop].to_numpy()
-        parsed = pnr.parse(values.iloc[start:stop].reset_index(drop=True), ref)
-        valid = parsed["valid"].to_numpy(dtype=bool)
-        if not valid.all():
-            bad_rows.append(np.flatnonzero(~valid) + start + 1)
-            for reason, count in pnr.reason_summary(parsed).items():
-                reasons[reason] = reasons.get(reason, 0) + count
-        yield start, stop, None if bad_rows else _digits_of(parsed["personnummer"])
+        rows = _rows_ending_in(stop - start, tail)
+        codes = pnr.parse_into(values.iloc[start:stop], ref, rows[:, :_DIGITS])
+        invalid = codes >= 0
+        if invalid.any():
+            bad_rows.append(np.flatnonzero(invalid) + start + 1)
+            reasons += np.bincount(codes[invalid], minlength=len(pnr.REASONS))
+        yield start, stop, None if bad_rows else rows
     if bad_rows:
         rows = np.concatenate(bad_rows)
-        why = ", ".join(f"{pnr.REASON_TEXT.get(r, r)}: {c}" for r, c in sorted(reasons.items()))
+        counts = {r: int(c) for r, c in zip(pnr.REASONS, reasons, strict=True) if c}
+        why = ", ".join(f"{pnr.REASON_TEXT.get(r, r)}: {c}" for r, c in sorted(counts.items()))
         raise InputDataError(
             Problem(
                 "invalid_personnummer",
@@ -246,9 +240,10 @@ def personnummer_digits(
     return out
 
 
-def _matrix_chunks(digits: np.ndarray) -> Iterator[tuple[int, int, np.ndarray | None]]:
+def _matrix_chunks(digits: np.ndarray, tail: bytes) -> Iterator[tuple[int, int, np.ndarray | None]]:
+    """An (n x 12) digit matrix as chunks of rows of the digits followed by ``tail``."""
     for start in range(0, len(digits), _CHUNK):
-        yield start, min(start + _CHUNK, len(digits)), digits[start : start + _CHUNK]
+        yield start, min(start + _CHUNK, len(digits)), _blocks(digits[start : start + _CHUNK], tail)
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,9 +265,20 @@ def _filled(n: int, template: bytes) -> np.ndarray:
     return np.broadcast_to(np.frombuffer(template, dtype=np.uint8), (n, len(template))).copy()
 
 
-def _blocks(digits: np.ndarray, key: PseudonymKey) -> np.ndarray:
+def _rows_ending_in(n: int, tail: bytes) -> np.ndarray:
+    """n rows of 12 bytes (left for the parser to fill) and ``tail``; a 4-byte tail is written as
+    one word per row (numpy copies short strided rows byte by byte)."""
+    rows = np.empty((n, _DIGITS + len(tail)), dtype=np.uint8)
+    if len(tail) == 4:
+        rows[:, _DIGITS:].view("<u4")[:] = np.frombuffer(tail, dtype="<u4")[0]
+    elif tail:
+        rows[:, _DIGITS:] = np.frombuffer(tail, dtype=np.uint8)
+    return rows
+
+
+def _blocks(digits: np.ndarray, tag: bytes) -> np.ndarray:
     """One 16-byte block per row: the 12 digits, then the 4-byte tag (whole-field copies)."""
-    blocks = _filled(len(digits), b"0" * _DIGITS + key.tag)
+    blocks = _filled(len(digits), b"0" * _DIGITS + tag)
     fields = blocks.view([("digits", "S12"), ("tag", "S4")]).ravel()
     fields["digits"] = np.ascontiguousarray(digits).view("S12").ravel()
     return blocks
@@ -335,7 +341,10 @@ def _pseudonymise_chunks(
     column: str,
     count_persons: bool = False,
 ) -> tuple[pa.ChunkedArray, int | None]:
-    """Digit chunks -> pseudonym strings (one per row), and the number of persons when asked.
+    """Chunks of blocks -> pseudonym strings (one per row), and the number of persons when asked.
+
+    Each chunk holds one 16-byte block per row, the 12 digits then ``key.tag``, or None after
+    an invalid value.
 
     One AES encryptor serves the whole column (ECB: each block on its own, so feeding it chunk
     by chunk gives exactly the bulk result). Every row is encrypted: a person who occurs twice
@@ -345,24 +354,22 @@ def _pseudonymise_chunks(
     is then read back and checked by :func:`_refuse_collisions`.
     """
     prefix = key.prefix.encode("ascii")
-    template = np.frombuffer(prefix + ALPHABET[0].encode("ascii") * BODY_LETTERS, dtype=np.uint8)
-    text = np.empty((n, len(template)), dtype=np.uint8)
+    text = np.empty((n, len(prefix) + BODY_LETTERS), dtype=np.uint8)  # every byte is written below
     fields = text.view([("prefix", f"S{len(prefix)}"), ("high", "S16"), ("low", "S16")]).ravel()
     packed = np.empty(n if count_persons else 0, dtype=np.uint64)
     aes = Cipher(algorithms.AES(key.key), modes.ECB())
     encryptor, decryptor = aes.encryptor(), aes.decryptor()
-    for start, stop, digits in chunks:
-        if digits is None:  # a value failed: keep parsing to name every bad row, encrypt nothing more
+    for start, stop, blocks in chunks:
+        if blocks is None:  # a value failed: keep parsing to name every bad row, encrypt nothing more
             continue
-        blocks = _blocks(digits, key)
         words = np.frombuffer(encryptor.update(blocks), dtype="<u8").reshape(stop - start, 2)
         hi, lo = _letters(words)
-        text[start:stop] = template
+        fields["prefix"][start:stop] = prefix
         fields["high"][start:stop] = hi.view("S16").ravel()
         fields["low"][start:stop] = lo.view("S16").ravel()
         _refuse_collisions(decryptor, fields["high"][start:stop], fields["low"][start:stop], blocks, column)
         if count_persons:
-            packed[start:stop] = _pack(digits)
+            packed[start:stop] = _pack(blocks[:, :_DIGITS])
     encryptor.finalize()
     decryptor.finalize()
     return _fixed_width_strings(text), _count_persons(packed) if count_persons else None
@@ -396,7 +403,7 @@ def _pseudonymise(
     count_persons: bool,
 ) -> tuple[pd.Series, int | None]:
     s = _as_series(values)
-    chunks = _digit_chunks(s, reference_date, column)
+    chunks = _digit_chunks(s, reference_date, column, tail=key.tag)
     text, persons = _pseudonymise_chunks(chunks, len(s), key, column, count_persons)
     return _series(text, s.index, "pseudonym"), persons
 
@@ -636,7 +643,7 @@ def repseudonymise(
     if any(k.project != to_key.project for k in _key_map(keys).values()):
         raise KeyStoreError(Problem("mixed_projects", "rotation maps pseudonyms within one project only"))
     digits = _decrypt_rows(s, keys, column)
-    text, _ = _pseudonymise_chunks(_matrix_chunks(digits), len(digits), to_key, column)
+    text, _ = _pseudonymise_chunks(_matrix_chunks(digits, to_key.tag), len(digits), to_key, column)
     return _series(text, s.index, "pseudonym")
 
 
