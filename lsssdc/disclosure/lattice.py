@@ -51,7 +51,6 @@ from lsssdc.disclosure.risk import (
     RiskReport,
     SensitivePairs,
     _dense_ids,
-    _radix,
     collapse_codes,
     compatible,
     measure,
@@ -59,7 +58,7 @@ from lsssdc.disclosure.risk import (
     risk_from,
     sensitive_pairs,
 )
-from lsssdc.disclosure.suppress import SuppressionReport, suppress_locally
+from lsssdc.disclosure.suppress import SuppressionReport, merge_combinations, suppress_locally
 from lsssdc.errors import DisclosureRefused, InputDataError, PolicyError, Problem
 
 Suppression = Literal["record", "local"]
@@ -227,23 +226,12 @@ class _Lattice:
         res = compatible(codes, codes, counts, cards, list(pairs.values()), self.criteria.missing_weight)
         return risk_from(res, list(pairs), len(codes))
 
+    @staticmethod
     def _roll_up(
-        self, codes: np.ndarray, counts: np.ndarray, cards: Sequence[int], pairs: dict[str, SensitivePairs]
+        codes: np.ndarray, counts: np.ndarray, cards: Sequence[int], pairs: dict[str, SensitivePairs]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, SensitivePairs]]:
-        m = codes.shape[1]
-        key, space = _radix([codes[:, i] for i in range(m)], [c + 1 for c in cards], offset=1)
-        new_id, _, _ = _dense_ids(key, space)
-        nd = int(new_id.max()) + 1 if len(new_id) else 0
-        new_counts = np.bincount(new_id, weights=counts, minlength=nd).astype(np.int64)
-        new_codes = np.empty((nd, m), dtype=np.int32)
-        new_codes[new_id] = codes
-        new_pairs = {}
-        for name, sp in pairs.items():
-            ns = sp.n_values
-            ids, uniq, _ = _dense_ids(new_id[sp.combo] * ns + sp.value, nd * ns)
-            cnt = np.bincount(ids, weights=sp.count, minlength=len(uniq)).astype(np.int64)
-            new_pairs[name] = SensitivePairs(uniq // ns, uniq % ns, cnt, ns)
-        return new_codes, new_counts, new_id, new_pairs
+        """Combinations that became equal at a node merged into one (as local suppression does)."""
+        return merge_combinations(codes, counts, cards, pairs)
 
     def evaluate(self, levels: tuple[int, ...]) -> tuple[NodeResult, np.ndarray]:
         """Measure a node; also returns, per level-0 combination, whether it is suppressed."""

@@ -149,7 +149,7 @@ def _risk_of(
     return risk_from(res, list(pairs), len(query))
 
 
-def _merge(
+def merge_combinations(
     codes: np.ndarray, counts: np.ndarray, cards: Sequence[int], pairs: dict[str, SensitivePairs]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, SensitivePairs]]:
     """Merge combinations that became equal; returns the old -> new index too."""
@@ -304,7 +304,7 @@ def suppress_locally(
         )
         codes = codes.copy()
         codes[unsafe_idx[blank], chosen[blank]] = -1
-        codes, counts, new_id, pairs = _merge(codes, counts, cards, pairs)
+        codes, counts, new_id, pairs = merge_combinations(codes, counts, cards, pairs)
         to_current = new_id[to_current]
 
     out = df.copy()
