@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from lsssdc.errors import InputDataError, PolicyRefused, Problem
 from lsssdc.identity import personnummer as pnr_mod
-from lsssdc.policy import Order, Policy
+from lsssdc.policy import Order, Policy, link_problems
 from lsssdc.register import variables as V
 from lsssdc.register.companions import COMPANIONS
 
@@ -295,42 +295,10 @@ def apply_changes(keys: pd.Series, changes: pd.DataFrame | None) -> tuple[pd.Ser
 
 def allowed_links(order: Order, policy: Policy) -> dict[str, list[str]]:
     """Registers and variables both the policy allows and the order asks for; refuse the rest by name."""
-    out: dict[str, list[str]] = {}
-    problems = []
-    for req in order.linkages:
-        rule = policy.linkage.get(req.register_name)
-        if rule is None:
-            problems.append(
-                Problem(
-                    "link_not_allowed",
-                    f"the policy '{policy.name}' does not allow linking '{req.register_name}'",
-                    file=order.source or None,
-                )
-            )
-            continue
-        extra = [v for v in req.variables if v not in rule.variables]
-        if extra:
-            problems.append(
-                Problem(
-                    "link_not_allowed",
-                    f"the policy '{policy.name}' does not allow {', '.join(extra)} from '{req.register_name}'",
-                    file=order.source or None,
-                )
-            )
-            continue
-        if req.register_name in out:
-            problems.append(
-                Problem(
-                    "duplicate_link",
-                    f"the order asks for '{req.register_name}' twice",
-                    file=order.source or None,
-                )
-            )
-            continue
-        out[req.register_name] = list(req.variables)
+    problems = link_problems(order, policy)
     if problems:
         raise PolicyRefused(problems)
-    return out
+    return {req.register_name: list(req.variables) for req in order.linkages}
 
 
 # --------------------------------------------------------------------------------------------

@@ -504,6 +504,47 @@ def load_order(path: str | os.PathLike[str]) -> Order:
     return order
 
 
+def link_problems(order: Order, policy: Policy) -> list[Problem]:
+    """What the order asks to link that the policy does not allow (or asks for twice), by name."""
+    lines, source = order._lines, order._source
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, link in enumerate(order.linkages):
+        rule = policy.linkage.get(link.register_name)
+        if link.register_name in seen:
+            problems.append(
+                Problem(
+                    "duplicate_link",
+                    f"the order asks for '{link.register_name}' twice",
+                    file=source,
+                    line=_line_for(("linkages", i, "register"), lines),
+                )
+            )
+            continue
+        seen.add(link.register_name)
+        if rule is None:
+            problems.append(
+                Problem(
+                    "link_not_allowed",
+                    f"the policy '{policy.name}' does not allow linking the register '{link.register_name}'",
+                    file=source,
+                    line=_line_for(("linkages", i, "register"), lines),
+                )
+            )
+            continue
+        for j, v in enumerate(link.variables):
+            if v not in rule.variables:
+                problems.append(
+                    Problem(
+                        "link_not_allowed",
+                        f"the policy '{policy.name}' does not allow '{v}' from '{link.register_name}'",
+                        file=source,
+                        line=_line_for(("linkages", i, "variables", j), lines),
+                    )
+                )
+    return problems
+
+
 def check_order(order: Order, policy: Policy) -> None:
     """Refuse, by name, everything the order asks for that the policy does not allow."""
     lines, source = order._lines, order._source
@@ -537,28 +578,7 @@ def check_order(order: Order, policy: Policy) -> None:
                     line=_line_for(("variables", i), lines),
                 )
             )
-    for i, link in enumerate(order.linkages):
-        rule = policy.linkage.get(link.register_name)
-        if rule is None:
-            problems.append(
-                Problem(
-                    "link_not_allowed",
-                    f"the policy '{policy.name}' does not allow linking the register '{link.register_name}'",
-                    file=source,
-                    line=_line_for(("linkages", i, "register"), lines),
-                )
-            )
-            continue
-        for j, v in enumerate(link.variables):
-            if v not in rule.variables:
-                problems.append(
-                    Problem(
-                        "link_not_allowed",
-                        f"the policy '{policy.name}' does not allow '{v}' from '{link.register_name}'",
-                        file=source,
-                        line=_line_for(("linkages", i, "variables", j), lines),
-                    )
-                )
+    problems += link_problems(order, policy)
     if order.tables:
         if policy.tables is None:
             problems.append(
