@@ -45,7 +45,8 @@ def read_passphrase(*, new: bool = False, confirm: bool = False) -> str:
     return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm))
 
 
-def _open(path: Path) -> KeyStore:
+def open_keystore(path: Path) -> KeyStore:
+    """Open a key store with the passphrase from the environment or a hidden prompt."""
     return KeyStore.open(path, read_passphrase())
 
 
@@ -147,7 +148,7 @@ def rotate(
     Example: lsssdc keys rotate --key-store /secure/keys/lsssdc-keys.json
     """
     _check_ledger_args(ledger, actor)
-    store = _open(key_store)
+    store = open_keystore(key_store)
     if project is not None:
         if new_passphrase:
             raise InputDataError(
@@ -190,7 +191,7 @@ def show(
 
     Example: lsssdc keys show --key-store /secure/keys/lsssdc-keys.json --json
     """
-    info = _open(key_store).info()
+    info = open_keystore(key_store).info()
     kdf = info["kdf"]
     params = ", ".join(f"{k} {v}" for k, v in kdf.items() if k != "algorithm")
     lines = [
@@ -226,7 +227,7 @@ def add_signer(
     """
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    store = _open(key_store)
+    store = open_keystore(key_store)
     public = store.add_signer(name).public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
     _emit({"name": name, "public_key": public}, as_json, [f"signer {name}: Ed25519 public key {public}"])
     return EXIT_OK
@@ -254,7 +255,7 @@ def delete_project(
         )
     if not reason.strip():
         raise InputDataError(Problem("no_reason", "give a --reason"))
-    store = _open(key_store)
+    store = open_keystore(key_store)
     store.get_signing_key(actor)  # fail before anything is destroyed
     versions = store.delete_project(project)
     payload = {"store_id": store.store_id, "project": project, "key_versions": versions, "reason": reason}
@@ -323,7 +324,7 @@ def pseudonymise_cmd(
     _check_paths(input_file, out, key_store)
     ref = _reference_date(reference_date)
     df = read_table(input_file, required=(column,))
-    store = _open(key_store)
+    store = open_keystore(key_store)
     known = project in store.projects()
     if not known and column in df.columns:  # a project's first key is made only for a usable column
         try:
@@ -389,7 +390,7 @@ def reidentify_cmd(
         raise InputDataError(
             Problem("column_exists", "the input already has a 'personnummer' column", file=str(input_file))
         )
-    store = _open(key_store)
+    store = open_keystore(key_store)
     store.get_signing_key(actor)  # no signing key, no re-identification
     keys = store.pseudonym_keys(project)
     try:

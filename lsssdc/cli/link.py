@@ -18,6 +18,7 @@ from typing import Any
 import typer
 
 from lsssdc.cli import EPILOG, app
+from lsssdc.cli.keys import open_keystore
 from lsssdc.errors import EXIT_OK, InputDataError, KeyStoreError, Problem
 
 PARTNER_PASSPHRASE = "LSSSDC_PARTNER_PASSPHRASE"
@@ -42,13 +43,6 @@ def _read(path: Path, what: str) -> bytes:
         return path.read_bytes()
     except OSError:
         raise InputDataError(Problem("no_file", f"cannot read the {what}", file=str(path))) from None
-
-
-def _open_store(key_store: Path):
-    from lsssdc.cli.keys import read_passphrase
-    from lsssdc.identity.keystore import KeyStore
-
-    return KeyStore.open(key_store, read_passphrase())
 
 
 def _private_key(path: Path):
@@ -127,7 +121,7 @@ def export_key(
     if out.exists():
         raise InputDataError(Problem("file_exists", "refusing to overwrite an existing file", file=str(out)))
     recipient_key = partner.load_public_key(_read(public_key, "public key"), source=str(public_key))
-    store = _open_store(key_store)
+    store = open_keystore(key_store)
     key = store.pseudonym_key(project, key_version)
     signer = store.get_signing_key(actor)
     with Ledger.open(ledger, signer=signer, actor_keys=store.public_keys(), create=False) as book:
@@ -214,7 +208,7 @@ def import_(
     check_order(ordr, pol)
     column = pol.pseudonymisation.column
     linkage.wanted_links([register], ordr, pol, "pseudonym")  # refuse before any key is opened
-    store = _open_store(key_store)
+    store = open_keystore(key_store)
     keys = store.pseudonym_keys(ordr.project_id)
     if not keys:
         raise KeyStoreError(Problem("no_key", f"the key store has no key of project '{ordr.project_id}'"))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import typer
 
 from lsssdc.cli import app, working
-from lsssdc.cli.keys import KEY_STORE_HELP, read_passphrase
+from lsssdc.cli.keys import KEY_STORE_HELP, open_keystore
 from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, Problem
 
 LEDGER_HELP = "The audit ledger (SQLite file); created when missing."
@@ -21,16 +24,17 @@ def _sha256(path: Path) -> str:
     return "sha256:" + sha256_file(path)
 
 
-def _keystore(path: Path):
-    from lsssdc.identity.keystore import KeyStore
-
-    return KeyStore.open(path, read_passphrase())
-
-
-def _ledger(path: Path, store):
+@contextlib.contextmanager
+def _session(key_store: Path, ledger: Path) -> Iterator[tuple[Any, Any]]:
+    """The key store and the ledger (trusting the store's signers), closed afterwards."""
     from lsssdc.audit.ledger import Ledger
 
-    return Ledger.open(path, actor_keys=store.public_keys())
+    store = open_keystore(key_store)
+    book = Ledger.open(ledger, actor_keys=store.public_keys())
+    try:
+        yield store, book
+    finally:
+        book.close()
 
 
 def _parse_links(links: list[str]) -> dict[str, Path]:
@@ -82,25 +86,23 @@ def prepare(
         df = files.read_deaths(path) if name == "deaths" else files.read_table(path)
         others[name] = df
         inputs.append(pipeline.Input(f"{name}:{path.name}", _sha256(path), len(df)))
-    store = _keystore(key_store)
-    book = _ledger(ledger, store)
-    try:
-        with working("preparing the candidate (linkage, pseudonyms, disclosure control)"):
-            c = pipeline.prepare(
-                pol,
-                ordr,
-                reg,
-                keystore=store,
-                work_dir=work,
-                inputs=inputs,
-                registers=others,
-                ledger=book,
-                actor=actor,
-                policy_path=policy,
-                order_path=order,
-            )
-    finally:
-        book.close()
+    with (
+        _session(key_store, ledger) as (store, book),
+        working("preparing the candidate (linkage, pseudonyms, disclosure control)"),
+    ):
+        c = pipeline.prepare(
+            pol,
+            ordr,
+            reg,
+            keystore=store,
+            work_dir=work,
+            inputs=inputs,
+            registers=others,
+            ledger=book,
+            actor=actor,
+            policy_path=policy,
+            order_path=order,
+        )
     report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
     summary = {
         "candidate": str(c.path),
@@ -133,12 +135,8 @@ def approve(
     """
     from lsssdc import release
 
-    store = _keystore(key_store)
-    book = _ledger(ledger, store)
-    try:
+    with _session(key_store, ledger) as (store, book):
         rec = release.approve(candidate, reviewer, store, book)
-    finally:
-        book.close()
     if as_json:
         typer.echo(json.dumps(rec, indent=2, sort_keys=True))
     else:
@@ -161,12 +159,8 @@ def reject(
     """
     from lsssdc import release
 
-    store = _keystore(key_store)
-    book = _ledger(ledger, store)
-    try:
+    with _session(key_store, ledger) as (store, book):
         rec = release.reject(candidate, reviewer, reason, store, book)
-    finally:
-        book.close()
     if as_json:
         typer.echo(json.dumps(rec, indent=2, sort_keys=True))
     else:
@@ -191,13 +185,8 @@ def deliver(
     """
     from lsssdc import release
 
-    store = _keystore(key_store)
-    book = _ledger(ledger, store)
-    try:
-        with working("writing the delivery package"):
-            result = release.deliver(candidate, to, store, book, actor)
-    finally:
-        book.close()
+    with _session(key_store, ledger) as (store, book), working("writing the delivery package"):
+        result = release.deliver(candidate, to, store, book, actor)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
