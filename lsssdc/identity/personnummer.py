@@ -78,7 +78,7 @@ def _str_objects(s: pd.Series) -> pa.StringArray | None:
     (pandas' own conversion makes a second); None for a column holding anything else."""
     try:
         arr = pa.array(s.to_numpy(), from_pandas=True)
-    except (pa.ArrowException, TypeError, ValueError):  # ints, dates, unpaired surrogates ...
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):  # ints, dates, huge numbers ...
         return None
     return arr if isinstance(arr, pa.StringArray) else None  # bytes give binary: pandas' way
 
