@@ -27,9 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from lsssdc.shipped import folder as _shipped_folder
+
+SHIPPED = _shipped_folder()
+
 ROOT = Path(__file__).resolve().parents[1]
-POLICY = ROOT / "policies" / "research-with-deaths.yaml"
-ORDER = ROOT / "policies" / "orders" / "mortality-2010-2023.yaml"
+POLICY = SHIPPED / "research-with-deaths.yaml"
+ORDER = SHIPPED / "orders" / "mortality-2010-2023.yaml"
 PASSPHRASE = "benchmark passphrase, not a secret"
 
 

@@ -51,8 +51,8 @@ pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 20)
 pd.set_option("display.max_colwidth", 100)
 
-POLICIES = Path(lsssdc.__file__).resolve().parent.parent / "policies"
-assert POLICIES.is_dir(), "run the notebook from a checkout of the repository"
+POLICIES = Path(lsssdc.__file__).resolve().parent / "policies"
+assert POLICIES.is_dir(), "the shipped policies travel with the package"
 
 WORK = Path(tempfile.mkdtemp(prefix="lsssdc-walkthrough-"))
 REGISTERS, CANDIDATES, DELIVERIES, KEYS = (WORK / d for d in ("registers", "work", "delivery", "keys"))

@@ -62,8 +62,8 @@ from lsssdc.register import synth
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 20)
 
-POLICIES = Path(lsssdc.__file__).resolve().parent.parent / "policies"
-assert POLICIES.is_dir(), "run the notebook from a checkout of the repository"
+POLICIES = Path(lsssdc.__file__).resolve().parent / "policies"
+assert POLICIES.is_dir(), "the shipped policies travel with the package"
 OUT = Path(tempfile.mkdtemp(prefix="lsssdc-tables-"))
 
 # %% [markdown]

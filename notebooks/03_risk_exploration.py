@@ -49,7 +49,7 @@ from lsssdc.register import synth
 from lsssdc.release.extract import derive
 
 pd.set_option("display.width", 160)
-POLICIES = Path(lsssdc.__file__).resolve().parent.parent / "policies"
+POLICIES = Path(lsssdc.__file__).resolve().parent / "policies"
 FIGURES = Path(tempfile.mkdtemp(prefix="lsssdc-risk-"))
 
 

@@ -17,6 +17,9 @@ from lsssdc.errors import InputDataError, PolicyError
 from lsssdc.identity import personnummer as pnr_mod
 from lsssdc.policy import load_order, load_policy
 from lsssdc.register import synth
+from lsssdc.shipped import folder as _shipped_folder
+
+SHIPPED = _shipped_folder()
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "personnummer"
@@ -165,8 +168,8 @@ def test_duplicates_are_resolved_like_drop_duplicates_and_never_multiply(left, r
 
 
 def test_a_register_the_policy_does_not_allow_is_refused_by_name():
-    policy = load_policy(ROOT / "policies/research-with-deaths.yaml")
-    order = load_order(ROOT / "policies/orders/mortality-2010-2023.yaml")
+    policy = load_policy(SHIPPED / "research-with-deaths.yaml")
+    order = load_order(SHIPPED / "orders/mortality-2010-2023.yaml")
     order = order.model_copy(
         update={
             "linkages": [

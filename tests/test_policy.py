@@ -7,10 +7,13 @@ import pytest
 from lsssdc import policy as P
 from lsssdc.cli import run
 from lsssdc.errors import PolicyError
+from lsssdc.shipped import folder as _shipped_folder
+
+SHIPPED = _shipped_folder()
 
 ROOT = Path(__file__).resolve().parents[1]
-POLICY_FILES = sorted((ROOT / "policies").glob("*.yaml"))
-ORDER_FILES = sorted((ROOT / "policies" / "orders").glob("*.yaml"))
+POLICY_FILES = sorted((SHIPPED).glob("*.yaml"))
+ORDER_FILES = sorted((SHIPPED / "orders").glob("*.yaml"))
 
 GOOD = """\
 policy_version: 1
@@ -99,7 +102,7 @@ variables: [year, sex, age]
 
 
 def _standard() -> P.Policy:
-    return P.load_policy(ROOT / "policies" / "research-standard.yaml")
+    return P.load_policy(SHIPPED / "research-standard.yaml")
 
 
 def test_order_within_policy_is_accepted(tmp_path):
@@ -131,7 +134,7 @@ def test_order_with_unknown_year_or_variable(tmp_path):
 
 
 def test_order_link_variable_not_allowed(tmp_path):
-    pol = P.load_policy(ROOT / "policies" / "research-with-deaths.yaml")
+    pol = P.load_policy(SHIPPED / "research-with-deaths.yaml")
     text = ORDER.replace("research-standard", "research-with-deaths") + (
         "linkages:\n  - register: deaths\n    variables: [death_date, cause]\n"
     )

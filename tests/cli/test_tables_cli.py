@@ -11,10 +11,13 @@ from lsssdc.cli import run
 from lsssdc.disclosure import audit as table_audit
 from lsssdc.register import files, synth
 from lsssdc.release import tables_flow
+from lsssdc.shipped import folder as _shipped_folder
+
+SHIPPED = _shipped_folder()
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = ROOT / "policies" / "public-tables.yaml"
-ORDER = ROOT / "policies" / "orders" / "kommun-tables-2023.yaml"
+POLICY = SHIPPED / "public-tables.yaml"
+ORDER = SHIPPED / "orders" / "kommun-tables-2023.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def test_a_failed_audit_refuses_and_writes_nothing(register, tmp_path, capsys, m
 
 
 def test_a_microdata_policy_refuses_tables_by_name(register, tmp_path, capsys):
-    policy = ROOT / "policies" / "research-standard.yaml"
+    policy = SHIPPED / "research-standard.yaml"
     code = run(
         [
             "tables",

@@ -43,9 +43,12 @@ from lsssdc.identity.keystore import KdfParams, KeyStore
 from lsssdc.register import synth
 from lsssdc.release import pipeline
 from lsssdc.release.candidate import DECISIONS, Candidate
+from lsssdc.shipped import folder as _shipped_folder
+
+SHIPPED = _shipped_folder()
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICIES = ROOT / "policies"
+POLICIES = SHIPPED
 ORDERS = POLICIES / "orders"
 PASSPHRASE = "release tests: älg, öl och ål"  # non-ASCII on purpose
 SIGNERS = ("ordering-service", "reviewer-a")

@@ -10,12 +10,15 @@ from lsssdc import release
 from lsssdc.errors import DisclosureRefused
 from lsssdc.register import synth
 from lsssdc.release import pipeline
+from lsssdc.shipped import folder as _shipped_folder
 
 from .conftest import make_keystore, open_ledger
 
+SHIPPED = _shipped_folder()
+
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = ROOT / "policies" / "public-tables.yaml"
-ORDER = ROOT / "policies" / "orders" / "kommun-tables-2023.yaml"
+POLICY = SHIPPED / "public-tables.yaml"
+ORDER = SHIPPED / "orders" / "kommun-tables-2023.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from lsssdc import shipped
 from lsssdc.errors import PolicyError, PolicyRefused, Problem
 from lsssdc.register import variables as V
 from lsssdc.register.companions import COMPANIONS
@@ -410,9 +411,9 @@ def _check_variables(names: list[str], where: tuple, lines: dict[tuple, int], so
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """Load and check a policy file; every problem is reported at once with its line."""
+    """Load and check a policy file (or a shipped policy by name); every problem at once, with its line."""
     policy, problems = _load(
-        path,
+        shipped.resolve(path, "policy"),
         Policy,
         "policy_version",
         POLICY_VERSIONS,
@@ -476,8 +477,10 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 
 def load_order(path: str | os.PathLike[str]) -> Order:
-    """Load an order file (its shape only; :func:`check_order` checks it against a policy)."""
-    order, problems = _load(path, Order, "order_version", ORDER_VERSIONS, ("variables",))
+    """Load an order file or a shipped example order by name (its shape only; see :func:`check_order`)."""
+    order, problems = _load(
+        shipped.resolve(path, "order"), Order, "order_version", ORDER_VERSIONS, ("variables",)
+    )
     lines, source = order._lines, order._source
     for i, y in enumerate(order.years):
         if not V.FIRST_YEAR <= y <= V.LAST_YEAR:

@@ -77,6 +77,14 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.errors == 0
 
+    def by_rule(self, severity: str) -> dict[str, int]:
+        """Counts per rule for one severity, in rule order (what a total is made of)."""
+        out: dict[str, int] = {}
+        for f in self.findings:
+            if f.severity == severity:
+                out[f.rule] = out.get(f.rule, 0) + f.count
+        return out
+
     def count(self, rule: str, severity: str | None = None) -> int:
         return sum(f.count for f in self.findings if f.rule == rule and (severity in (None, f.severity)))
 
@@ -89,6 +97,8 @@ class ValidationReport:
             "deaths_checked": self.deaths_checked,
             "errors": self.errors,
             "warnings": self.warnings,
+            "errors_by_rule": self.by_rule(ERROR),
+            "warnings_by_rule": self.by_rule(WARNING),
             "verdict": "accepted" if self.ok else "rejected",
             "rules_checked": [
                 {"rule": r.id, "text": r.text} for r in RULES if r.id != "R02" or self.deaths_checked
@@ -113,6 +123,14 @@ class ValidationReport:
             f"({self.errors} errors, {self.warnings} warnings)"
             + ("" if self.deaths_checked else "; R02 not checked: no death register given")
         )
+        texts = {r.id: r.text for r in RULES}
+        for severity, label in ((ERROR, "errors"), (WARNING, "warnings")):
+            counts = self.by_rule(severity)
+            if counts:
+                lines.append(f"{label} by rule:")
+                lines += [f"  {rule:<5} {n:>8}  {texts.get(rule, '')}" for rule, n in counts.items()]
+        if self.warnings:
+            lines.append("warnings do not stop a file; errors do (exit 1).")
         return "\n".join(lines)
 
 

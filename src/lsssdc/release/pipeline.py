@@ -19,7 +19,7 @@ import pandas as pd
 
 import lsssdc
 from lsssdc import coarsen as C
-from lsssdc import linkage
+from lsssdc import linkage, shipped
 from lsssdc.audit import person_index as pindex
 from lsssdc.disclosure import risk as R
 from lsssdc.disclosure import suppress as S
@@ -499,9 +499,9 @@ def prepare(
     cand.write_json(tmp / "report.json", report)
     (tmp / "report.html").write_text(rep.render_html(report), encoding="utf-8")
     if policy_path:
-        shutil.copyfile(policy_path, tmp / "policy.yaml")
+        shutil.copyfile(shipped.resolve(policy_path, "policy"), tmp / "policy.yaml")
     if order_path:
-        shutil.copyfile(order_path, tmp / "order.yaml")
+        shutil.copyfile(shipped.resolve(order_path, "order"), tmp / "order.yaml")
     sealed = cand.seal(
         tmp,
         {

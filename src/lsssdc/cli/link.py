@@ -185,8 +185,12 @@ def import_(
     file: Path = typer.Argument(..., help="The partner's pseudonymised extract."),
     register: str = typer.Option(..., "--register", help="Which register it is (as named in the order)."),
     extract: Path = typer.Option(..., "--extract", help="The project's own pseudonymised extract."),
-    policy: Path = typer.Option(..., "--policy", help="The policy file."),
-    order: Path = typer.Option(..., "--order", help="The order file."),
+    policy: str = typer.Option(
+        ..., "--policy", help="The policy: a shipped policy's name (`lsssdc policy list`) or a YAML file."
+    ),
+    order: str = typer.Option(
+        ..., "--order", help="The order: a YAML file, or a shipped example order's name."
+    ),
     key_store: Path = typer.Option(..., "--key-store", envvar="LSSSDC_KEY_STORE", help="The key store."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the linked extract."),
     as_json: bool = typer.Option(False, "--json", help="Print the linkage report as JSON."),

@@ -49,8 +49,12 @@ def _parse_links(links: list[str]) -> dict[str, Path]:
 
 @app.command()
 def prepare(
-    policy: Path = typer.Option(..., "--policy", help="The policy (YAML)."),
-    order: Path = typer.Option(..., "--order", help="The order (YAML)."),
+    policy: str = typer.Option(
+        ..., "--policy", help="The policy: a shipped policy's name (`lsssdc policy list`) or a YAML file."
+    ),
+    order: str = typer.Option(
+        ..., "--order", help="The order: a YAML file, or a shipped example order's name."
+    ),
     register: list[Path] = typer.Option(..., "--register", help="LSS register file(s), CSV or Parquet."),
     link: list[str] = typer.Option(
         [], "--link", help="A register to link, as NAME=FILE (e.g. deaths=d.parquet)."
@@ -65,7 +69,7 @@ def prepare(
 ) -> int:
     """Prepare a candidate release and its reviewer report; refused candidates say why (exit 1).
 
-    Example: lsssdc prepare --policy policies/research-with-deaths.yaml --order policies/orders/mortality-2010-2023.yaml
+    Example: lsssdc prepare --policy research-with-deaths --order order.yaml
     --register lss.parquet --link deaths=deaths.parquet --key-store /secure/keys.json --ledger ledger.sqlite
     """
     from lsssdc import policy as P

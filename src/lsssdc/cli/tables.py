@@ -14,10 +14,12 @@ from lsssdc.errors import EXIT_OK
 
 @app.command()
 def tables(
-    policy: Path = typer.Option(
-        ..., "--policy", help="A tables policy (YAML), e.g. policies/public-tables.yaml."
+    policy: str = typer.Option(
+        ..., "--policy", help="A tables policy: a shipped name (e.g. public-tables) or a YAML file."
     ),
-    order: Path = typer.Option(..., "--order", help="A table order (YAML)."),
+    order: str = typer.Option(
+        ..., "--order", help="The order: a YAML file, or a shipped example order's name."
+    ),
     register: list[Path] = typer.Option(..., "--register", help="LSS register file(s), CSV or Parquet."),
     out: Path = typer.Option(Path("tables"), "--out", help="Directory for the tables (CSV, xlsx, JSON)."),
     as_json: bool = typer.Option(False, "--json", help="Print the audit summary as JSON."),
@@ -25,7 +27,7 @@ def tables(
     """Build the ordered tables, hide small cells and enough others, audit them with an attacker's
     linear programmes, and write them with ".." for hidden cells. Refused (exit 1) if the audit fails.
 
-    Example: lsssdc tables --policy policies/public-tables.yaml --order policies/orders/kommun-tables-2023.yaml
+    Example: lsssdc tables --policy public-tables --order kommun-tables-2023
     --register lss.parquet --out tables/
     """
     from lsssdc import policy as P

@@ -23,7 +23,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from lsssdc import policy as P
 from lsssdc.register import variables as V
@@ -218,7 +217,7 @@ def _default(info: FieldInfo) -> str:
     if info.is_required():
         return "**required**"
     value = info.get_default(call_default_factory=True)
-    if value is PydanticUndefined:  # pragma: no cover - required handled above
+    if type(value).__name__ == "PydanticUndefinedType":  # pragma: no cover - required handled above
         return "**required**"
     if value is None:
         return "not set"

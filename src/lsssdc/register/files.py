@@ -291,6 +291,39 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
     return df
 
 
+def registers_in_folder(folder: Path) -> tuple[Path, Path | None]:
+    """The LSS register file in a folder (as `lsssdc synth --out` writes it) and its death register.
+
+    Refused, naming the files inside, when the folder holds no single LSS register file.
+    """
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+
+    def one(stem: str) -> Path | None:
+        hits = [folder / n for n in names if n in (f"{stem}.parquet", f"{stem}.csv")]
+        if len(hits) > 1:
+            raise InputDataError(
+                Problem(
+                    "ambiguous_folder",
+                    f"the folder holds both {hits[0].name} and {hits[1].name}; give the file to use",
+                    file=str(folder),
+                )
+            )
+        return hits[0] if hits else None
+
+    lss = one("lss")
+    if lss is None:
+        shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
+        raise InputDataError(
+            Problem(
+                "no_register_in_folder",
+                "is a folder without lss.parquet or lss.csv; it holds: " + (shown or "no files"),
+                file=str(folder),
+                hint="give the register file itself",
+            )
+        )
+    return lss, one("deaths")
+
+
 def read_register(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read an LSS register file (CSV or Parquet) into the typed register frame."""
     return coerce_register(read_table(path, V.COLUMNS), source=str(path))

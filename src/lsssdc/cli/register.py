@@ -103,8 +103,12 @@ def synth(
 
 @app.command()
 def validate(
-    file: Path = typer.Argument(..., help="The LSS register file (.csv UTF-8 or .parquet)."),
-    deaths: Path | None = typer.Option(None, "--deaths", help="A death register file, for rule R02."),
+    file: Path = typer.Argument(
+        ..., help="The LSS register file (.csv UTF-8 or .parquet), or a folder holding lss.parquet/lss.csv."
+    ),
+    deaths: Path | None = typer.Option(
+        None, "--deaths", help="A death register file, for rule R02 (from the folder when FILE is one)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the validation report as JSON."),
     max_rows: int = typer.Option(1000, help="At most this many row numbers per finding in --json."),
 ) -> int:
@@ -112,8 +116,15 @@ def validate(
 
     Exit code 0 when no error rule is broken, 1 when one is, 2 when the file cannot be used.
     Example: lsssdc validate synthetic/lss.parquet --deaths synthetic/deaths.parquet
+    (or lsssdc validate synthetic/, the folder `lsssdc synth` wrote)
     """
     from lsssdc.register import files, rules
+
+    if file.is_dir():
+        file, found_deaths = files.registers_in_folder(file)
+        deaths = deaths if deaths is not None else found_deaths
+        if not as_json:
+            typer.echo(f"validating {file}" + (f" with deaths {deaths}" if deaths is not None else ""))
 
     with working("validating the register"):
         register = files.read_register(file)
@@ -129,7 +140,10 @@ def validate(
 @app.command()
 def demo(
     out: Path = typer.Option(
-        Path("lsssdc-demo"), "--out", "-o", help="Work directory for the demo (replaced)."
+        Path("lsssdc-demo"),
+        "--out",
+        "-o",
+        help="Folder for the demo: new, empty, or an earlier demo's (cleared); anything else is refused.",
     ),
     persons: int = typer.Option(75_000, help="Persons per year in the synthetic register."),
     years: str = typer.Option("1999-2024", help="Years to synthesise."),

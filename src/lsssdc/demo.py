@@ -9,20 +9,20 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from lsssdc import policy as P
-from lsssdc import release
+from lsssdc import release, shipped
 from lsssdc.audit.ledger import Ledger
+from lsssdc.errors import InputDataError, Problem
 from lsssdc.identity.keystore import KeyStore
 from lsssdc.register import files, rules, synth
 from lsssdc.release import pipeline
 from lsssdc.release.candidate import sha256_file
 
 DEMO_PASSPHRASE = "lsssdc-demo-passphrase-NOT-A-SECRET"
-DEMO_POLICY = "research-with-deaths.yaml"
-DEMO_ORDER = "mortality-2010-2023.yaml"
+DEMO_POLICY = "research-with-deaths"
+DEMO_ORDER = "mortality-2010-2023"
 
 
 @dataclass
@@ -38,21 +38,67 @@ class DemoResult:
     ledger_ok: bool
 
 
-def _policies_dir() -> Path:
-    """The shipped policies (the repository's policies/ folder)."""
-    here = Path(__file__).resolve().parent.parent / "policies"
-    if here.is_dir():
-        return here
-    return Path(str(resources.files("lsssdc") / "policies"))
+#: The file that marks a folder as a demo's own; only such a folder is ever cleared.
+MARKER = ".lsssdc-demo"
+#: What the demo writes into its folder; nothing else there is ever removed.
+_WRITES = ("registers", "work", "delivery", "keys", "ledger", MARKER)
+
+
+def _fresh_out(out: Path) -> Path:
+    """Make ``out`` ready for a demo without deleting anything the demo did not write.
+
+    A new or empty folder is used as it is; an earlier demo's folder (it holds the marker
+    file and nothing but what a demo writes) is cleared; anything else is refused.
+    """
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputDataError(
+            Problem(
+                "demo_out",
+                "is not a folder (or is a symbolic link); give a new or empty folder",
+                file=str(out),
+            )
+        )
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise InputDataError(
+                Problem(
+                    "demo_out",
+                    f"the folder is not empty and is not an earlier demo's (no {MARKER} file); nothing was changed",
+                    file=str(out),
+                    hint="give a new or empty folder with --out",
+                )
+            )
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in _WRITES)
+        if foreign:
+            raise InputDataError(
+                Problem(
+                    "demo_out",
+                    "an earlier demo's folder that now also holds files the demo did not write: "
+                    + ", ".join(foreign[:10])
+                    + "; nothing was changed",
+                    file=str(out),
+                    hint="move them away or give another folder with --out",
+                )
+            )
+        for name in _WRITES:
+            target = out / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text(
+        "This folder was written by `lsssdc demo` (synthetic data, demo keys); a later demo may clear it.\n",
+        encoding="utf-8",
+    )
+    return out
 
 
 def run(
     out: Path, years: list[int], persons: int, seed: int = 0, say: Callable[[str], None] = print
 ) -> DemoResult:
     """Synthesise, validate, prepare, approve, deliver and verify, in ``out``."""
-    out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
+    out = _fresh_out(Path(out))
     regs, work, delivery, keys = out / "registers", out / "work", out / "delivery", out / "keys"
     say("SYNTHETIC DATA AND DEMO KEYS ONLY - no real person is in these files; never use the demo key store.")
     result = synth.synthesise(years, persons=persons, seed=seed)
@@ -69,8 +115,7 @@ def run(
     ledger_path = out / "ledger" / "ledger.sqlite"
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
     book = Ledger.open(ledger_path, actor_keys=store.public_keys(), origin="lsssdc-demo-ledger")
-    pdir = _policies_dir()
-    policy_path, order_path = pdir / DEMO_POLICY, pdir / "orders" / DEMO_ORDER
+    policy_path, order_path = shipped.resolve(DEMO_POLICY, "policy"), shipped.resolve(DEMO_ORDER, "order")
     pol, order = P.load_policy(policy_path), P.load_order(order_path)
     inputs = [
         pipeline.Input(f"register:{p.name}", "sha256:" + sha256_file(p), n)

@@ -11,7 +11,9 @@ import yaml
 from lsssdc.cli import app
 from lsssdc.errors import EXIT_OK, EXIT_UNUSABLE, LsssdcError, PolicyError, Problem
 
-policy_app = typer.Typer(help="Check policy and order files.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="The shipped policies and their example orders; check policy and order files.", no_args_is_help=True
+)
 app.add_typer(policy_app, name="policy")
 
 
@@ -23,6 +25,93 @@ def _kind(path: Path) -> str:
     return "order" if isinstance(head, dict) and "order_version" in head else "policy"
 
 
+@policy_app.command("list")
+def list_shipped(as_json: bool = typer.Option(False, "--json", help="Print the list as JSON.")) -> int:
+    """List the policies shipped with lsssdc and the example orders written for each.
+
+    A shipped policy or example order is used by its name (``--policy research-with-deaths``)
+    from any folder. Example: lsssdc policy list
+    """
+    from lsssdc import shipped
+
+    pols, ords = shipped.policies(), shipped.orders()
+    if as_json:
+        rows = [
+            {
+                "name": p.name,
+                "description": p.title,
+                "file": str(p.path),
+                "example_orders": [o.name for o in ords if o.policy == p.name],
+            }
+            for p in pols
+        ]
+        typer.echo(json.dumps({"policies": rows}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for p in pols:
+        typer.echo(f"{p.name}")
+        typer.echo(f"    {p.title}")
+        for o in ords:
+            if o.policy == p.name:
+                typer.echo(f"    example order: {o.name}  ({o.title})")
+    typer.echo("\nUse a name with --policy/--order, or `lsssdc policy example-order NAME > order.yaml`.")
+    return EXIT_OK
+
+
+@policy_app.command("show")
+def show(name: str = typer.Argument(..., help="A shipped policy's name (see `lsssdc policy list`).")) -> int:
+    """Print a shipped policy's YAML, to read it or to start a policy of one's own.
+
+    Example: lsssdc policy show research-with-deaths > my-policy.yaml
+    """
+    from lsssdc import shipped
+
+    typer.echo(shipped.resolve(_bare(name), "policy").read_text(encoding="utf-8"), nl=False)
+    return EXIT_OK
+
+
+@policy_app.command("example-order")
+def example_order(
+    name: str = typer.Argument(..., help="An example order's name, or a shipped policy's name."),
+) -> int:
+    """Print a shipped example order (YAML), to edit into a real one.
+
+    NAME is an example order's name, or a shipped policy's name when it has one example order.
+    Example: lsssdc policy example-order mortality-2010-2023 > order.yaml
+    """
+    from lsssdc import shipped
+
+    name = _bare(name)
+    if name in {p.name for p in shipped.policies()}:
+        mine = [o for o in shipped.orders() if o.policy == name]
+        if len(mine) != 1:
+            raise PolicyError(
+                Problem(
+                    "usage",
+                    f"the policy '{name}' has {len(mine)} example orders; name one: "
+                    + ", ".join(o.name for o in mine),
+                )
+            )
+        path = mine[0].path
+    else:
+        path = shipped.resolve(name, "order")
+    typer.echo(path.read_text(encoding="utf-8"), nl=False)
+    return EXIT_OK
+
+
+def _bare(name: str) -> str:
+    if _looks_like_path(name):
+        raise PolicyError(
+            Problem("usage", "give a shipped name (see `lsssdc policy list`), not a file", file=None)
+        )
+    return name
+
+
+def _looks_like_path(name: str) -> bool:
+    from lsssdc import shipped
+
+    return shipped.looks_like_path(name)
+
+
 @policy_app.command("check")
 def check(
     files: list[Path] = typer.Argument(..., help="Policy and order files (YAML)."),
@@ -31,7 +120,7 @@ def check(
     """Load every file, report every problem with file and line; check orders against their policy.
 
     An order is checked against the policy of the name it gives, among the files given.
-    Example: lsssdc policy check policies/*.yaml policies/orders/*.yaml
+    Example: lsssdc policy check my-policy.yaml order.yaml
     """
     from lsssdc import policy as P
 
