@@ -33,12 +33,14 @@ from pydantic import (
     model_validator,
 )
 
-from lsssdc import shipped
+from lsssdc import names, shipped
 from lsssdc.errors import PolicyError, PolicyRefused, Problem
 from lsssdc.register import variables as V
 from lsssdc.register.companions import COMPANIONS
 
 POLICY_VERSIONS = (1,)
+#: names that become folder or file names (order id, project id, table names): lsssdc.names
+_NAME = rf"^{names.PATTERN}$"
 ORDER_VERSIONS = (1,)
 
 #: Variables an extract may carry besides the register's own: derived from the personnummer
@@ -164,6 +166,8 @@ class Delivery(_Model):
     """What the delivered package contains."""
 
     formats: Annotated[list[Literal["csv", "parquet", "stata"]], Field(min_length=1)] = ["csv", "parquet"]
+    #: how many reviewers, none of them the preparer, must approve before delivery (four eyes)
+    reviewers: Annotated[StrictInt, Field(ge=1, le=5)] = 1
 
 
 class TablesPolicy(_Model):
@@ -224,7 +228,7 @@ class LinkRequest(_Model):
 class TableRequest(_Model):
     """One table the order asks for."""
 
-    name: StrictStr
+    name: Annotated[StrictStr, Field(pattern=_NAME)]
     dimensions: Annotated[list[StrictStr], Field(min_length=1)]
     unit: Literal["persons", "insatser"] = "persons"
     magnitude: StrictStr | None = None
@@ -234,9 +238,9 @@ class Order(_Document):
     """One request (beställning) from one research project."""
 
     order_version: StrictInt
-    order_id: StrictStr
+    order_id: Annotated[StrictStr, Field(pattern=_NAME)]
     diarienummer: StrictStr
-    project_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")]
+    project_id: Annotated[StrictStr, Field(pattern=_NAME)]
     ethics_approval: StrictStr | None = None
     recipient: Recipient
     purpose: StrictStr
@@ -256,8 +260,51 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps every node's line and refuses duplicate keys."""
 
 
+#: bounds checked on the raw event stream, before anything is built from it
+MAX_BYTES = 1 << 20  # a policy or order is a few kilobytes
+MAX_DEPTH = 12
+MAX_SCALAR = 4_000
+MAX_DIGITS = 20
+
+
+def _refuse(message: str, source: str, mark: Any = None, hint: str | None = None) -> PolicyError:
+    return PolicyError(
+        Problem("yaml_hostile", message, file=source, line=(mark.line + 1) if mark else None, hint=hint)
+    )
+
+
+def _bounded(text: str, source: str) -> None:
+    """Refuse what a policy never needs and an attacker uses: aliases (billion laughs), tags,
+    deep nesting, huge scalars and numbers. Reads events only, so nothing is expanded."""
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise _refuse(f"the file is larger than {MAX_BYTES // 1024} KiB", source)
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _refuse(
+                "YAML anchors and aliases (& and *) are not allowed", source, mark, "write values out"
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None and not (isinstance(event, yaml.ScalarEvent) and tag == "!"):
+            raise _refuse(f"YAML tags are not allowed ({tag})", source, mark)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _refuse(f"nested deeper than {MAX_DEPTH} levels", source, mark)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent):
+            if len(event.value) > MAX_SCALAR:
+                raise _refuse(f"a value longer than {MAX_SCALAR} characters", source, mark)
+            digits = sum(ch.isdigit() for ch in event.value)
+            if event.style is None and digits > MAX_DIGITS and not any(ch.isalpha() for ch in event.value):
+                raise _refuse(f"a number with more than {MAX_DIGITS} digits", source, mark)
+
+
 def _compose(text: str, source: str) -> yaml.Node:
     try:
+        _bounded(text, source)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -333,6 +380,8 @@ def _validate(model: type[_Model], data: Any, lines: dict[tuple, int], source: s
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
+            elif err["type"] == "string_pattern_mismatch" and loc[-1] in ("order_id", "project_id", "name"):
+                msg = f"must be {names.RULE} (it names a folder or file)"
             elif err["type"] == "missing":
                 msg = "required key is missing"
             elif err["type"] in ("string_type",) and isinstance(err.get("input"), bool | int | float):
@@ -351,7 +400,8 @@ def _load(
     p = Path(path)
     source = str(p)
     try:
-        raw = p.read_bytes()
+        with p.open("rb") as fh:  # bounded: a huge file or a device is refused, not read
+            raw = fh.read(MAX_BYTES + 1)
     except OSError:
         raise PolicyError(Problem("no_file", "cannot read the file", file=source)) from None
     try:
@@ -696,7 +746,10 @@ _DESCRIPTIONS: dict[type[_Model], dict[str, str]] = {
         "variables": "Variables of that register an order may ask for.",
         "duplicates": "A person twice in the linked register: refuse the release, or keep the first or last row.",
     },
-    Delivery: {"formats": "Formats of the delivered data."},
+    Delivery: {
+        "formats": "Formats of the delivered data.",
+        "reviewers": "How many reviewers, none of them the preparer, must approve before delivery.",
+    },
     TablesPolicy: {
         "dimensions": "Variables (and `insats`) a table may be broken down by.",
         "units": "What a count may count: persons, or person-insats pairs.",

@@ -37,18 +37,18 @@ def persons() -> list[str]:
 def setup(tmp_path: Path, persons: list[str]) -> dict[str, Path]:
     ledger_path = tmp_path / "ledger.sqlite"
     led = Ledger.open(ledger_path, signer=KEY)
-    led.append("prepare", "reviewer", {"order": "O-1", "verdict": "ok"})
-    led.append("approve", "reviewer", {"order": "O-1", "candidate": "c" * 64})
+    led.append("prepare", "reviewer", {"order_id": "O-1", "verdict": "ok"})
+    led.append("approve", "reviewer", {"order_id": "O-1", "content_hash": "c" * 64})
     led.append(
         "deliver",
         "reviewer",
-        {"order": "O-1", "delivery": "D-1"},
+        {"order_id": "O-1", "package": "D-1"},
         persons=pindex.build(persons[:200], INDEX_KEY),
     )
     led.append(
         "deliver",
         "reviewer",
-        {"order": "O-2", "delivery": "D-2"},
+        {"order_id": "O-2", "package": "D-2"},
         persons=pindex.build(persons[150:], INDEX_KEY),
     )
     led.close()
@@ -164,7 +164,7 @@ def test_list_and_show(setup, capsys) -> None:
     code, out, _ = _run(["audit", "show", "2", "--ledger", str(setup["ledger"]), "--json"], capsys)
     assert code == 0 and json.loads(out)["kind"] == "approve"
     code, out, _ = _run(["audit", "show", "3", "--ledger", str(setup["ledger"])], capsys)
-    assert code == 0 and '"delivery": "D-1"' in out
+    assert code == 0 and '"package": "D-1"' in out
     assert _run(["audit", "show", "99", "--ledger", str(setup["ledger"])], capsys)[0] == 2
 
 
@@ -229,7 +229,7 @@ def test_key_store_gives_the_signing_key_the_trusted_keys_and_the_index_key(
     ledger_path = tmp_path / "work" / "ledger.sqlite"
     led = Ledger.open(ledger_path, signer=store.get_signing_key("reviewer"), actor_keys=store.public_keys())
     index = pindex.build(persons[:50], store.audit_index_key())
-    led.append("deliver", "reviewer", {"delivery": "D-9"}, persons=index)
+    led.append("deliver", "reviewer", {"package": "D-9"}, persons=index)
     led.close()
     monkeypatch.setenv("LSSSDC_PASSPHRASE", passphrase)
     ks = ["--key-store", str(store_path)]

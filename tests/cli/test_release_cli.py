@@ -25,6 +25,7 @@ from tests.release.conftest import (
     PASSPHRASE,
     SMALL,
     copy_candidate,
+    copy_ledger,
     files_under,
     kinds,
     leaks_in_files,
@@ -82,7 +83,7 @@ def prepared_once(tmp_path_factory: pytest.TempPathFactory, registers: dict) -> 
         mp.setenv("LSSSDC_PASSPHRASE", PASSPHRASE)
         code = run([str(a) for a in _prepare_args(e, policy_path(DAGLIG[0]), DAGLIG[1])])
     assert code == 0
-    return {"keys": keys, "candidate": e["work"] / "B2026-0017"}
+    return {"keys": keys, "candidate": e["work"] / "B2026-0017" / "1", "ledger": e["ledger"]}
 
 
 @pytest.fixture
@@ -91,6 +92,7 @@ def copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registers: dict, pre
     monkeypatch.setenv("LSSSDC_PASSPHRASE", PASSPHRASE)
     e = _env(tmp_path, registers, prepared_once["keys"])
     e["candidate"] = copy_candidate(prepared_once["candidate"], e["work"])
+    copy_ledger(prepared_once["ledger"], e["ledger"].parent)  # with its prepare entry
     return e
 
 
@@ -166,7 +168,7 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
     assert code == 0, out + err
     summary = json.loads(out)
     cand = Path(summary["candidate"])
-    assert summary["verdict"] == "releasable" and cand == env["work"] / ORDER
+    assert summary["verdict"] == "releasable" and cand == env["work"] / ORDER / "1"
     assert summary["content_hash"] == load(cand).content_hash and summary["reasons"] == []
     code, out, _ = approve(env, capsys, cand)
     assert code == 0 and "approved" in out
@@ -205,16 +207,20 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
     assert code == 0 and "intact" in out and "entries     3" in out
     code, out, _ = cli(env, capsys, "audit", "list", "--ledger", env["ledger"], "--json")
     assert code == 0 and [e["kind"] for e in json.loads(out)] == ["prepare", "approve", "deliver"]
+    code, out, _ = cli(env, capsys, "audit", "list", "--ledger", env["ledger"])
+    lines = out.splitlines()  # a real workflow ledger: order, project and delivery are shown
+    assert code == 0 and all(f"order={ORDER}" in ln for ln in lines)
+    assert "project=" in lines[0] and f"delivery={ORDER}" in lines[2]
 
     # a refusal under the shipped policy prints its reasons; it cannot be approved or delivered
     code, out, _ = prepare(env, capsys, policy_path(MORTALITY[0]))
     assert code == 1 and "refused" in out and "reason:" in out
-    code, _, err = approve(env, capsys, cand)
+    refused = env["work"] / ORDER / "2"  # a new attempt: the approved first one is untouched
+    assert load(cand).content_hash == summary["content_hash"]
+    code, _, err = approve(env, capsys, refused)
     assert code == 1 and "cannot be approved" in err
-    code, _, err = deliver(env, capsys, cand, env["delivery"] / "x")
+    code, _, err = deliver(env, capsys, refused, env["delivery"] / "x")
     assert code == 1 and not (env["delivery"] / "x").exists()
-    code, _, err = deliver(env, capsys, cand, to)  # the refused candidate replaced the first
-    assert code == 1
     assert kinds(env["ledger"], _store(env)) == ["prepare", "approve", "deliver", "refuse"]
 
     produced = files_under(env["work"], env["delivery"], env["ledger"].parent)
@@ -240,7 +246,7 @@ def _refused(env, capsys, cand: Path, code_expected: int = 1) -> str:
 
 
 def test_deliver_refuses_a_candidate_never_approved(copied, capsys) -> None:
-    assert "not been approved" in _refused(copied, capsys, copied["candidate"])
+    assert "needs 1 approval" in _refused(copied, capsys, copied["candidate"])
 
 
 def test_deliver_refuses_a_rejected_candidate(copied, capsys) -> None:
@@ -263,7 +269,7 @@ def test_deliver_refuses_a_rejected_candidate(copied, capsys) -> None:
     assert code == 0 and "rejected" in out
     assert "rejected" in _refused(copied, capsys, cand)
     assert approve(copied, capsys, cand)[0] == 1
-    assert kinds(copied["ledger"], _store(copied)) == ["approve", "reject"]
+    assert kinds(copied["ledger"], _store(copied)) == ["prepare", "approve", "reject"]
 
 
 def _flip_a_byte(cand: Path) -> bytes:
@@ -289,14 +295,17 @@ def test_deliver_refuses_a_change_hidden_in_candidate_json(copied, capsys) -> No
     meta = {k: v for k, v in manifest.items() if k not in ("files", "content_hash")}
     manifest["content_hash"] = content_hash(manifest["files"], meta)
     write_json(cand / MANIFEST, manifest)
-    assert "other content" in _refused(copied, capsys, cand)
+    assert "no signed prepare entry" in _refused(copied, capsys, cand)
 
 
 def test_deliver_refuses_an_approval_signed_with_another_key(copied, capsys) -> None:
     cand = copied["candidate"]
-    approval.approve(load(cand), "reviewer-a", Ed25519PrivateKey.generate())
+    c = load(cand)
+    approval.write_record(
+        c, APPROVAL, approval.approval_record(c, "reviewer-a", Ed25519PrivateKey.generate())
+    )
     assert (cand / APPROVAL).exists()
-    assert "signature" in _refused(copied, capsys, cand)
+    assert "needs 1 approval" in _refused(copied, capsys, cand)  # a file is not an approval
 
 
 def test_unusable_input_exits_2(copied, capsys, monkeypatch) -> None:
@@ -311,4 +320,4 @@ def test_unusable_input_exits_2(copied, capsys, monkeypatch) -> None:
     monkeypatch.setenv("LSSSDC_PASSPHRASE", "not the passphrase at all")
     code, _, err = deliver(copied, capsys, cand, copied["delivery"] / "other")
     assert code == 2 and "passphrase" in err
-    assert kinds(copied["ledger"], _store(copied)) == ["approve"]
+    assert kinds(copied["ledger"], _store(copied)) == ["prepare", "approve"]

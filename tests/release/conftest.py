@@ -340,3 +340,11 @@ def delivered(request: pytest.FixtureRequest) -> Release:
     """A delivered linked order: on the small register, and (slow run) the shipped one."""
     name = "linked_release" if request.param == "linked" else "mortality"
     return request.getfixturevalue(name)
+
+
+def copy_ledger(ledger_path: Path, folder: Path) -> Path:
+    """A copy of a closed ledger file (its prepare entries are what makes a copied candidate known)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / ledger_path.name
+    shutil.copyfile(ledger_path, target)
+    return target

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lsssdc import release
-from lsssdc.errors import DisclosureRefused, InputDataError, KeyStoreError
+from lsssdc.errors import DisclosureRefused, KeyStoreError
 from lsssdc.identity.keystore import KeyStore
 from lsssdc.release import approval
 from lsssdc.release.candidate import APPROVAL, MANIFEST, REJECTION, content_hash, load, write_json
@@ -33,18 +34,22 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, small) -> dict:
     """A releasable and a refused candidate of the small register, and their key store."""
     root = tmp_path_factory.mktemp("approval")
     store = make_keystore(root / "keys" / "lsssdc-keys.json")
-    good = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, root / "work", None)
-    bad = prepare_order(
-        small, policy_path(MORTALITY[0]), order_path(MORTALITY[1]), store, root / "work", None
-    )
+    ledger_path = root / "audit" / "ledger.sqlite"
+    with open_ledger(ledger_path, store) as book:
+        good = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, root / "work", book)
+        bad = prepare_order(
+            small, policy_path(MORTALITY[0]), order_path(MORTALITY[1]), store, root / "work", book
+        )
     assert (good.verdict, bad.verdict) == ("releasable", "refused")
-    return {"store": store, "good": good.path, "bad": bad.path}
+    return {"store": store, "good": good.path, "bad": bad.path, "ledger": ledger_path}
 
 
 @pytest.fixture
 def env(tmp_path: Path, prepared: dict):
     """Fresh copies of the candidates, a fresh ledger, and the place a package would go."""
     store: KeyStore = prepared["store"]
+    (tmp_path / "audit").mkdir()
+    shutil.copyfile(prepared["ledger"], tmp_path / "audit" / "ledger.sqlite")  # its prepare entries
     book = open_ledger(tmp_path / "audit" / "ledger.sqlite", store)
     yield {
         "store": store,
@@ -86,7 +91,7 @@ def test_an_approved_unchanged_candidate_is_delivered(env) -> None:
     assert record["decision"] == "approve" and record["content_hash"] == load(env["good"]).content_hash
     done = _deliver(env)
     assert Path(done["package"]).is_dir()
-    assert [e.kind for e in env["ledger"].entries()] == ["approve", "deliver"]
+    assert [e.kind for e in env["ledger"].entries()] == ["prepare", "refuse", "approve", "deliver"]
 
 
 def test_never_approved_is_refused(env) -> None:
@@ -96,12 +101,12 @@ def test_never_approved_is_refused(env) -> None:
 def test_rejected_is_refused(env) -> None:
     release.approve(env["good"], "reviewer-a", env["store"], env["ledger"])
     release.reject(env["good"], "reviewer-a", "the purpose does not need kommun", env["store"], env["ledger"])
-    assert (env["good"] / REJECTION).exists() and not (env["good"] / APPROVAL).exists()
+    assert (env["good"] / REJECTION).exists()
     _refused(env, "rejected")
     # and a rejected candidate cannot be approved again
     with pytest.raises(DisclosureRefused):
         release.approve(env["good"], "reviewer-a", env["store"], env["ledger"])
-    assert [e.kind for e in env["ledger"].entries()] == ["approve", "reject"]
+    assert [e.kind for e in env["ledger"].entries()][2:] == ["approve", "reject"]
 
 
 def test_an_approval_file_beside_a_rejection_is_ignored(env) -> None:
@@ -130,12 +135,12 @@ def test_changed_data_with_a_consistent_manifest_is_refused(env) -> None:
     df.to_parquet(data, index=False)
     _reseal(env["good"])
     assert load(env["good"]).recompute()[1] == []  # the forgery is self-consistent
-    _refused(env, "candidate_changed")
-    # and rewriting the hash inside the approval breaks its signature
+    _refused(env, "not_prepared")  # no signed prepare entry has the forged content
+    # and rewriting the hash inside the approval file changes nothing: files decide nothing
     rec = json.loads((env["good"] / APPROVAL).read_text(encoding="utf-8"))
     rec["content_hash"] = load(env["good"]).content_hash
     (env["good"] / APPROVAL).write_text(json.dumps(rec), encoding="utf-8")
-    _refused(env, "bad_signature")
+    _refused(env, "not_prepared")
 
 
 @pytest.mark.parametrize("change", ["edit report", "add file", "remove file"])
@@ -156,38 +161,43 @@ def test_any_change_to_the_content_is_refused(env, change: str) -> None:
 def test_an_approval_signed_by_another_key_is_refused(env) -> None:
     """The signature is checked with the reviewer's key from the key store, not the file's."""
     forger = Ed25519PrivateKey.generate()
-    approval.approve(load(env["good"]), "reviewer-a", forger)
+    c = load(env["good"])
+    approval.write_record(c, APPROVAL, approval.approval_record(c, "reviewer-a", forger))
     rec = json.loads((env["good"] / APPROVAL).read_text(encoding="utf-8"))
     assert rec["public_key"] != env["store"].public_keys()["reviewer-a"].public_bytes_raw().hex()
-    _refused(env, "bad_signature")
+    _refused(env, "not_approved")
 
 
 def test_an_approval_from_another_key_store_is_refused(env, tmp_path) -> None:
     """Same reviewer name, another key store: its key is not the reviewer's in ours."""
     other = make_keystore(tmp_path / "other-keys" / "k.json")
-    approval.approve(load(env["good"]), "reviewer-a", other.get_signing_key("reviewer-a"))
-    _refused(env, "bad_signature")
+    c = load(env["good"])
+    approval.write_record(
+        c, APPROVAL, approval.approval_record(c, "reviewer-a", other.get_signing_key("reviewer-a"))
+    )
+    _refused(env, "not_approved")
 
 
 def test_an_approval_by_an_unknown_reviewer_is_refused(env) -> None:
-    approval.approve(load(env["good"]), "reviewer-x", Ed25519PrivateKey.generate())
-    _refused(env, "unknown_reviewer")
+    c = load(env["good"])
+    approval.write_record(
+        c, APPROVAL, approval.approval_record(c, "reviewer-x", Ed25519PrivateKey.generate())
+    )
+    _refused(env, "not_approved")
     with pytest.raises(KeyStoreError):
         release.approve(env["good"], "reviewer-x", env["store"], env["ledger"])
 
 
 def test_a_damaged_approval_is_unusable(env) -> None:
     (env["good"] / APPROVAL).write_text("{not json", encoding="utf-8")
-    with pytest.raises(InputDataError):
-        _deliver(env)
-    assert not env["to"].exists() and len(env["ledger"]) == 0
+    _refused(env, "not_approved")  # the file is not read: the ledger holds no approval
 
 
 def test_a_refused_candidate_can_be_neither_approved_nor_delivered(env) -> None:
     with pytest.raises(DisclosureRefused) as info:
         release.approve(env["bad"], "reviewer-a", env["store"], env["ledger"])
     assert info.value.problems[0].code == "refused"
-    assert not (env["bad"] / APPROVAL).exists() and len(env["ledger"]) == 0
+    assert not (env["bad"] / APPROVAL).exists() and len(env["ledger"]) == 2
     # an approval made around the gate (a valid signature of the refused content) does not help
     body = approval._decision(load(env["bad"]), "reviewer-a", "approve", None)
     key = env["store"].get_signing_key("reviewer-a")
@@ -205,7 +215,7 @@ def test_a_forged_verdict_in_the_manifest_does_not_make_a_refused_candidate_appr
     assert load(env["bad"]).verdict == "releasable"
     with pytest.raises(DisclosureRefused):
         release.approve(env["bad"], "reviewer-a", env["store"], env["ledger"])
-    assert len(env["ledger"]) == 0
+    assert len(env["ledger"]) == 2
 
 
 def test_an_approval_the_ledger_did_not_take_leaves_no_approval(env, monkeypatch) -> None:
@@ -239,4 +249,4 @@ def test_delivery_with_another_key_store_is_refused(env, tmp_path) -> None:
 
     with pytest.raises(KeyStoreError):
         release.deliver(env["good"], env["to"], Mixed(), env["ledger"], "ordering-service")
-    assert not env["to"].exists() and len(env["ledger"]) == 1
+    assert not env["to"].exists() and len(env["ledger"]) == 3

@@ -16,7 +16,7 @@ from lsssdc import release
 from lsssdc.errors import DisclosureRefused, InputDataError
 from lsssdc.identity.keystore import KeyStore
 from lsssdc.register import variables as V
-from lsssdc.release import approval, package
+from lsssdc.release import package
 from lsssdc.release.candidate import DECISIONS
 from tests.release.conftest import (
     DAGLIG,
@@ -24,6 +24,7 @@ from tests.release.conftest import (
     PASSPHRASE,
     Release,
     copy_candidate,
+    copy_ledger,
     files_under,
     make_keystore,
     open_ledger,
@@ -222,16 +223,17 @@ def daglig(tmp_path_factory: pytest.TempPathFactory, small) -> dict:
     """The (smaller) daglig-verksamhet order, prepared once for the failure tests to copy."""
     root = tmp_path_factory.mktemp("package-daglig")
     store = make_keystore(root / "keys" / "lsssdc-keys.json")
-    cand = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, root / "work", None)
+    with open_ledger(root / "audit" / "ledger.sqlite", store) as book:
+        cand = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, root / "work", book)
     assert cand.verdict == "releasable"
-    return {"store": store, "candidate": cand.path}
+    return {"store": store, "candidate": cand.path, "ledger": root / "audit" / "ledger.sqlite"}
 
 
 @pytest.fixture
 def approved(daglig, tmp_path):
     """A fresh, approved copy of that candidate, a fresh ledger, and a delivery place."""
     store: KeyStore = daglig["store"]
-    book = open_ledger(tmp_path / "audit" / "ledger.sqlite", store)
+    book = open_ledger(copy_ledger(daglig["ledger"], tmp_path / "audit"), store)
     cand = copy_candidate(daglig["candidate"], tmp_path / "work")
     release.approve(cand, "reviewer-a", store, book)
     yield {"store": store, "ledger": book, "candidate": cand, "to": tmp_path / "delivery" / "pkg"}
@@ -246,7 +248,7 @@ def _nothing_left(a: dict) -> None:
     assert not a["to"].exists()
     leftovers = list(a["to"].parent.iterdir()) if a["to"].parent.exists() else []
     assert leftovers == []  # no temporary directory either
-    assert [e.kind for e in a["ledger"].entries()] == ["approve"]
+    assert [e.kind for e in a["ledger"].entries()][1:] == ["approve"]
     assert a["ledger"].verify().ok
 
 
@@ -261,7 +263,7 @@ def test_failure_while_writing_leaves_nothing(approved, monkeypatch, error) -> N
     _nothing_left(approved)
     monkeypatch.undo()
     _deliver(approved)  # and it can be delivered afterwards
-    assert [e.kind for e in approved["ledger"].entries()] == ["approve", "deliver"]
+    assert [e.kind for e in approved["ledger"].entries()][1:] == ["approve", "deliver"]
 
 
 def test_failure_of_the_rename_leaves_nothing(approved, monkeypatch) -> None:
@@ -300,21 +302,21 @@ def test_an_existing_target_is_never_overwritten(approved) -> None:
         _deliver(approved)
     assert info.value.problems[0].code == "target_exists"
     assert (approved["to"] / "keep.txt").read_text(encoding="utf-8") == "theirs"
-    assert len(approved["ledger"]) == 1
+    assert len(approved["ledger"]) == 2
 
 
 def test_data_swapped_after_the_approval_check_is_not_delivered(approved, monkeypatch) -> None:
     """The package is made from the bytes that were checked, not from whatever is there later."""
-    real = approval.verify_approval
+    real = release.deliverable
 
-    def verify_then_swap(candidate, keys):
-        record = real(candidate, keys)
+    def verify_then_swap(candidate, keystore, ledger):
+        found = real(candidate, keystore, ledger)
         data = candidate.path / "data.parquet"
         df = pd.read_parquet(data)
         df.to_parquet(data, index=False, compression="gzip")  # same data, other bytes
-        return record
+        return found
 
-    monkeypatch.setattr(approval, "verify_approval", verify_then_swap)
+    monkeypatch.setattr(release, "deliverable", verify_then_swap)
     with pytest.raises(DisclosureRefused) as info:
         _deliver(approved)
     assert info.value.problems[0].code == "candidate_changed"
@@ -322,17 +324,22 @@ def test_data_swapped_after_the_approval_check_is_not_delivered(approved, monkey
 
 
 def test_a_candidate_without_its_policy_file_is_refused_cleanly(small, tmp_path) -> None:
+    from lsssdc import policy as P
+    from lsssdc.release import pipeline
+
     store = make_keystore(tmp_path / "keys" / "k.json")
     with open_ledger(tmp_path / "audit" / "l.sqlite", store) as book:
-        cand = prepare_order(
-            small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, tmp_path / "w", book
+        cand = pipeline.prepare(  # prepared without a policy file to copy in
+            P.load_policy(policy_path(DAGLIG[0])),
+            P.load_order(order_path(DAGLIG[1])),
+            small.register,
+            keystore=store,
+            work_dir=tmp_path / "w",
+            inputs=[],
+            ledger=book,
+            actor="ordering-service",
         )
-        (cand.path / "policy.yaml").unlink()
-        from lsssdc.release import candidate as C
-
-        meta = {k: v for k, v in cand.manifest.items() if k not in ("files", "content_hash")}
-        meta.pop("format")
-        C.seal(cand.path, meta)  # sealed without it, as prepare does when given no policy file
+        assert not (cand.path / "policy.yaml").exists()
         release.approve(cand.path, "reviewer-a", store, book)
         with pytest.raises(InputDataError) as info:
             release.deliver(cand.path, tmp_path / "out" / "x", store, book, "ordering-service")

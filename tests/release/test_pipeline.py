@@ -150,7 +150,8 @@ def test_a_prepare_whose_ledger_entry_fails_leaves_no_candidate(
         prepare_order(
             small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), keystore, tmp_path / "work", ledger
         )
-    assert not (tmp_path / "work" / "B2026-0017").exists()
+    order_dir = tmp_path / "work" / "B2026-0017"
+    assert not order_dir.exists() or not any(order_dir.iterdir())
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,4 +297,4 @@ def test_report_claims_what_the_recount_finds(delivered: Release) -> None:
 
 
 def test_candidate_path_is_the_order_id(delivered: Release) -> None:
-    assert Path(delivered.candidate).name == "B2026-0023"
+    assert Path(delivered.candidate).parent.name == "B2026-0023"

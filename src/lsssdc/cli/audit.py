@@ -150,9 +150,16 @@ def _index_key(index_key_file: Path | None, key_store: Path | None) -> bytes:
 
 def _summary(payload: dict[str, Any]) -> str:
     shown = []
-    for name in ("order", "project", "candidate", "delivery", "verdict", "reason"):
+    # the names the writers use (release payloads), shown under short labels
+    for label, name in (
+        ("order", "order_id"),
+        ("project", "project_id"),
+        ("delivery", "package"),
+        ("verdict", "verdict"),
+        ("reason", "reason"),
+    ):
         if name in payload and isinstance(payload[name], str | int | float):
-            shown.append(f"{name}={payload[name]}")
+            shown.append(f"{label}={payload[name]}")
     if "person_index" in payload:
         shown.append(f"persons={payload['person_index'].get('persons')}")
     return " ".join(shown)
@@ -303,8 +310,9 @@ def person(
                         {
                             "seq": e.seq,
                             "time": e.time,
-                            "delivery": e.payload.get("delivery"),
-                            "order": e.payload.get("order"),
+                            "delivery": e.payload.get("package"),
+                            "order": e.payload.get("order_id"),
+                            "project": e.payload.get("project_id"),
                         }
                         for e in found
                     ],

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import typer
-import yaml
 
 from lsssdc.cli import app
 from lsssdc.errors import EXIT_OK, EXIT_UNUSABLE, LsssdcError, PolicyError, Problem
@@ -18,11 +18,13 @@ app.add_typer(policy_app, name="policy")
 
 
 def _kind(path: Path) -> str:
+    """'order' when the file has a top-level ``order_version`` key (read bounded, never parsed here)."""
     try:
-        head = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 - the loader reports the real problem with its line
-        return "policy"
-    return "order" if isinstance(head, dict) and "order_version" in head else "policy"
+        with path.open("rb") as fh:
+            head = fh.read(1 << 20).decode("utf-8", errors="replace")
+    except OSError:
+        return "policy"  # the loader reports the real problem with its line
+    return "order" if re.search(r"^order_version\s*:", head, re.M) else "policy"
 
 
 @policy_app.command("list")

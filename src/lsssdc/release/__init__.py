@@ -9,43 +9,77 @@ from pathlib import Path
 from typing import Any
 
 from lsssdc.audit import person_index as pindex
-from lsssdc.errors import InputDataError, KeyStoreError, Problem
-from lsssdc.release import approval, package
-from lsssdc.release.candidate import APPROVAL, Candidate, load
+from lsssdc.errors import DisclosureRefused, InputDataError, KeyStoreError, Problem
+from lsssdc.release import approval, decisions, package
+from lsssdc.release.candidate import APPROVAL, REJECTION, Candidate, load
 
 PERSON_INDEX = "person_index.bin"
 
 __all__ = ["Candidate", "approve", "deliver", "load", "reject"]
 
 
+def _where(c: Candidate) -> str:
+    return str(c.path)
+
+
+def _history(c: Candidate, keystore: Any, ledger: Any) -> decisions.History:
+    decisions.check_ledger(ledger)
+    return decisions.history(ledger, keystore.public_keys(), c.content_hash, c.order_id)
+
+
 def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict:
-    """A reviewer signs the candidate's content hash; the decision goes on the ledger."""
+    """A reviewer signs the candidate's content hash; the decision goes on the ledger first.
+
+    Approvable only when the ledger holds a signed, releasable ``prepare`` entry for exactly
+    these bytes, no rejection of them, and the reviewer is not the one who prepared them.
+    """
     c = load(path)
     key = keystore.get_signing_key(reviewer)
-    record = approval.approve(c, reviewer, key)
-    try:
-        ledger.append(
-            "approve",
-            reviewer,
-            {
-                "order_id": c.order_id,
-                "project_id": c.project_id,
-                "content_hash": c.content_hash,
-                "signature": record["signature"],
-            },
-            signer=key,
+    approval.check_intact(c)
+    h = _history(c, keystore, ledger)
+    prepared = decisions.require_prepared(h, _where(c))
+    decisions.require_not_rejected(h, _where(c))
+    if not approval.gate_said_yes(c):
+        raise DisclosureRefused(
+            Problem("refused", "the candidate did not meet its policy and cannot be approved", file=_where(c))
         )
-    except BaseException:
-        # an approval that is not on the ledger must not make the candidate deliverable
-        (c.path / APPROVAL).unlink(missing_ok=True)
-        raise
+    if reviewer == prepared.actor:
+        raise DisclosureRefused(
+            Problem(
+                "own_candidate",
+                f"'{reviewer}' prepared this candidate and cannot also approve it (four eyes)",
+                file=_where(c),
+                hint="another reviewer approves it",
+            )
+        )
+    if reviewer in h.reviewers:
+        raise DisclosureRefused(
+            Problem("already_approved", f"'{reviewer}' has already approved this candidate", file=_where(c))
+        )
+    record = approval.approval_record(c, reviewer, key)
+    ledger.append(
+        "approve",
+        reviewer,
+        {
+            "order_id": c.order_id,
+            "project_id": c.project_id,
+            "content_hash": c.content_hash,
+            "prepare_entry": prepared.seq,
+            "signature": record["signature"],
+        },
+        signer=key,
+    )
+    # the file is a copy for people reading the work area; decisions are read from the ledger
+    approval.write_record(c, APPROVAL, record)
     return record
 
 
 def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: Any) -> dict:
-    """A reviewer rejects the candidate with a reason; it can never be delivered."""
+    """A reviewer rejects the candidate with a reason; its content can never be delivered."""
     c = load(path)
-    record = approval.reject(c, reviewer, reason, keystore.get_signing_key(reviewer))
+    key = keystore.get_signing_key(reviewer)
+    decisions.check_ledger(ledger)
+    record = approval.rejection_record(c, reviewer, reason, key)
     ledger.append(
         "reject",
         reviewer,
@@ -55,30 +89,63 @@ def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: 
             "content_hash": c.content_hash,
             "reason": reason,
         },
-        signer=keystore.get_signing_key(reviewer),
+        signer=key,
     )
+    approval.write_record(c, REJECTION, record)
     return record
+
+
+def deliverable(c: Candidate, keystore: Any, ledger: Any) -> tuple[decisions.History, int]:
+    """Everything that makes a candidate deliverable, re-derived from the ledger and the bytes.
+
+    Returns the ledger's history of the content and the number of reviewers the policy needs.
+    """
+    approval.check_intact(c)
+    h = _history(c, keystore, ledger)
+    decisions.require_prepared(h, _where(c))
+    decisions.require_not_rejected(h, _where(c))
+    if not approval.gate_said_yes(c):
+        raise DisclosureRefused(Problem("refused", "the candidate did not meet its policy", file=_where(c)))
+    needed = int((h.prepared.payload if h.prepared else {}).get("reviewers_required") or 1)
+    if len(h.reviewers) < needed:
+        own = [e.actor for e in h.approvals if e.actor == h.preparer]
+        raise DisclosureRefused(
+            Problem(
+                "not_approved",
+                f"the candidate needs {needed} approval(s) by reviewers other than its preparer; "
+                f"the ledger holds {len(h.reviewers)}"
+                + (f" (the preparer's own approval does not count: {own[0]})" if own else ""),
+                file=_where(c),
+                hint="a reviewer runs: lsssdc approve CANDIDATE --reviewer NAME",
+            )
+        )
+    return h, needed
 
 
 def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor: str) -> dict[str, Any]:
     """Write the package of an approved, unchanged candidate and record the delivery.
 
-    The package appears in one rename; if the ledger entry cannot be written, the package is
-    removed again, so there is never a package without its entry or an entry without a package.
+    Every condition is re-derived from the ledger and the bytes (never from decision files);
+    the package appears in one rename; if the ledger entry cannot be written, the package is
+    removed again, so there is never a package without its entry.
     """
     c = load(path)
-    record = approval.verify_approval(c, keystore.public_keys())
+    h, _needed = deliverable(c, keystore, ledger)
     target = Path(to)
     index = _person_index(c, keystore) if c.manifest.get("kind") != "tables" else None
     signer = keystore.get_signing_key(actor)
-    files = package.build_package(c, target)
+    identifiers = (h.prepared.payload if h.prepared else {}).get("identifiers") or ["personnummer"]
+    files = package.build_package(c, target, identifiers=identifiers)
     try:
         payload = {
             "order_id": c.order_id,
             "project_id": c.project_id,
             "content_hash": c.content_hash,
-            "approved_by": record["reviewer"],
-            "approval_signature": record["signature"],
+            "approved_by": h.reviewers[0],
+            "reviewers": h.reviewers,
+            "approval_signature": h.approvals[
+                [e.actor for e in h.approvals].index(h.reviewers[0])
+            ].payload.get("signature"),
             "package": str(target.name),
             "files": files,
             "manifest_hash": package.manifest_hash(files),

@@ -12,12 +12,11 @@ import datetime as dt
 import json
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from lsssdc.errors import DisclosureRefused, InputDataError, Problem
-from lsssdc.release.candidate import APPROVAL, REJECTION, Candidate, canonical, write_json
+from lsssdc.errors import DisclosureRefused, Problem
+from lsssdc.release.candidate import Candidate, canonical, write_json
 
 DATA = "data.parquet"
 REPORT = "report.json"
@@ -78,95 +77,22 @@ def check_intact(candidate: Candidate) -> None:
         )
 
 
-def approve(
+def approval_record(
     candidate: Candidate, reviewer: str, key: Ed25519PrivateKey, clock: dt.datetime | None = None
 ) -> dict:
-    """Sign the candidate's content hash; only a candidate that passed the gate can be approved."""
-    if (candidate.path / REJECTION).exists():
-        raise DisclosureRefused(
-            Problem("rejected", "the candidate was rejected; prepare a new one", file=str(candidate.path))
-        )
-    check_intact(candidate)
-    if not gate_said_yes(candidate):
-        raise DisclosureRefused(
-            Problem(
-                "refused",
-                "the candidate did not meet its policy and cannot be approved",
-                file=str(candidate.path),
-                hint="see the reasons in report.html",
-            )
-        )
+    """The reviewer's signed approval of the candidate's content hash (not yet recorded anywhere)."""
     body = _decision(candidate, reviewer, "approve", clock)
-    signature = key.sign(canonical(body)).hex()
-    record = {**body, "public_key": _raw(key.public_key()), "signature": signature}
-    write_json(candidate.path / APPROVAL, record)
-    return record
+    return {**body, "public_key": _raw(key.public_key()), "signature": key.sign(canonical(body)).hex()}
 
 
-def reject(
+def rejection_record(
     candidate: Candidate, reviewer: str, reason: str, key: Ed25519PrivateKey, clock: dt.datetime | None = None
 ) -> dict:
-    """Record a reviewer's rejection (signed); a rejected candidate can never be delivered."""
+    """The reviewer's signed rejection, with its reason."""
     body = {**_decision(candidate, reviewer, "reject", clock), "reason": reason}
-    signature = key.sign(canonical(body)).hex()
-    record = {**body, "public_key": _raw(key.public_key()), "signature": signature}
-    write_json(candidate.path / REJECTION, record)
-    (candidate.path / APPROVAL).unlink(missing_ok=True)
-    return record
+    return {**body, "public_key": _raw(key.public_key()), "signature": key.sign(canonical(body)).hex()}
 
 
-def verify_approval(candidate: Candidate, reviewer_keys: dict[str, Ed25519PublicKey]) -> dict:
-    """The approval record, after checking everything that makes a candidate deliverable."""
-    path = candidate.path
-    if (path / REJECTION).exists():
-        raise DisclosureRefused(
-            Problem("rejected", "the candidate was rejected by a reviewer", file=str(path))
-        )
-    if candidate.verdict != "releasable":
-        raise DisclosureRefused(Problem("refused", "the candidate did not meet its policy", file=str(path)))
-    if not (path / APPROVAL).exists():
-        raise DisclosureRefused(
-            Problem(
-                "not_approved",
-                "the candidate has not been approved",
-                file=str(path),
-                hint="a reviewer runs: lsssdc approve CANDIDATE --reviewer NAME",
-            )
-        )
-    try:
-        record = json.loads((path / APPROVAL).read_text(encoding="utf-8"))
-        body = {k: record[k] for k in SIGNED_FIELDS}
-        signature = bytes.fromhex(record["signature"])
-    except (ValueError, KeyError, TypeError):
-        raise InputDataError(
-            Problem("bad_approval", "approval.json is damaged", file=str(path / APPROVAL))
-        ) from None
-    if body["decision"] != "approve":
-        raise DisclosureRefused(
-            Problem("not_approved", "the decision recorded is not an approval", file=str(path))
-        )
-    public = reviewer_keys.get(body["reviewer"])
-    if public is None:
-        raise DisclosureRefused(
-            Problem(
-                "unknown_reviewer",
-                "the approving reviewer has no key in the key store",
-                file=str(path / APPROVAL),
-            )
-        )
-    try:
-        public.verify(signature, canonical(body))
-    except InvalidSignature:
-        raise DisclosureRefused(
-            Problem("bad_signature", "the approval's signature is not valid", file=str(path / APPROVAL))
-        ) from None
-    if body["content_hash"] != candidate.content_hash:
-        raise DisclosureRefused(
-            Problem(
-                "candidate_changed", "the approval is for other content than this candidate", file=str(path)
-            )
-        )
-    check_intact(candidate)
-    if not gate_said_yes(candidate):
-        raise DisclosureRefused(Problem("refused", "the candidate did not meet its policy", file=str(path)))
-    return record
+def write_record(candidate: Candidate, name: str, record: dict) -> None:
+    """A decision's copy in the work area, for people; the ledger entry is what counts."""
+    write_json(candidate.path / name, record)

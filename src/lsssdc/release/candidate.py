@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import rfc8785
 
+from lsssdc import names
 from lsssdc.errors import InputDataError, Problem
 from lsssdc.tables_io import atomic_path
 
@@ -124,3 +126,34 @@ def load(directory: str | os.PathLike[str]) -> Candidate:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputDataError(Problem("bad_candidate", "candidate.json has an unknown format", file=str(p)))
     return Candidate(d, manifest)
+
+
+def new_attempt(work_dir: str | os.PathLike[str], order_id: str) -> tuple[Path, Path]:
+    """Claim the next attempt folder of an order: ``work/<order>/<n>`` and its ``.<n>.part``.
+
+    Earlier attempts are never touched (a rejected or approved candidate stays as it was), and
+    the claim is a ``mkdir`` that fails when taken, so concurrent prepares of one order get
+    different attempts. The order id must be a name and the order's folder must stay inside the
+    work area (a symbolic link out of it is refused).
+    """
+    order_dir = names.inside(work_dir, names.check(order_id, "order_id"))
+    order_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    names.inside(work_dir, order_id)  # again, now that it exists: a link planted meanwhile
+    taken = [
+        int(p.name.strip(".").removesuffix(".part"))
+        for p in order_dir.iterdir()
+        if _ATTEMPT.fullmatch(p.name)
+    ]
+    n = max(taken, default=0) + 1
+    while True:
+        tmp = order_dir / f".{n}.part"
+        if not (order_dir / str(n)).exists():
+            try:
+                tmp.mkdir(mode=0o700)
+                return order_dir / str(n), tmp
+            except FileExistsError:
+                pass
+        n += 1
+
+
+_ATTEMPT = re.compile(r"\.?[1-9][0-9]{0,8}(\.part)?")

@@ -138,7 +138,51 @@ def _readme(meta: dict[str, Any], columns: list[str]) -> str:
     return "\n".join(parts)
 
 
-def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
+#: column names that are direct identifiers whatever a policy calls them
+_IDENTIFIER_COLUMNS = {"personnummer", "pnr", "personnr", "samordningsnummer", "lopnr_pnr"}
+#: 10 or 12 digits shaped like a personnummer, with or without separator
+_PNR_SHAPE = r"(?<![0-9])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9])"
+
+
+def screen(df: pd.DataFrame, identifiers: list[str], where: str) -> None:
+    """The last check before bytes leave: no identifier column and no personnummer-shaped value.
+
+    Runs on exactly the frame about to be written, whatever the gate or the manifest said, so
+    a candidate changed after its verdict cannot carry an identifier out.
+    """
+    names = {i.lower() for i in identifiers} | _IDENTIFIER_COLUMNS
+    problems = [
+        Problem(
+            "identifier_column",
+            "the data holds a direct identifier column; nothing was written",
+            file=where,
+            column=str(col),
+        )
+        for col in df.columns
+        if str(col).lower() in names
+    ]
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_float_dtype(s.dtype):
+            hit = bool((s.abs() >= 1_000_000_000).any())
+        elif pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+            hit = False
+        else:
+            hit = bool(s.astype("string").str.contains(_PNR_SHAPE, regex=True, na=False).any())
+        if hit:
+            problems.append(
+                Problem(
+                    "identifier_value",
+                    "a value is shaped like a personnummer; nothing was written",
+                    file=where,
+                    column=str(col),
+                )
+            )
+    if problems:
+        raise DisclosureRefused(problems)
+
+
+def build_package(candidate: Candidate, target: Path, identifiers: list[str] | None = None) -> dict[str, str]:
     """Write the package for ``candidate`` to ``target`` atomically; return file -> sha256."""
     target = Path(target)
     if target.exists():
@@ -158,6 +202,7 @@ def build_package(candidate: Candidate, target: Path) -> dict[str, str]:
     sources = {name: _sealed_bytes(candidate, name) for name in SOURCES}
     meta = json.loads(sources["metadata.json"].decode("utf-8"))
     df = pd.read_parquet(io.BytesIO(sources["data.parquet"]))
+    screen(df, identifiers or ["personnummer"], str(candidate.path / "data.parquet"))
     columns = list(df.columns)
     last_year = max(meta.get("years") or [V.FIRST_YEAR])
     stamp = dt.datetime.combine(V.measurement_date(last_year), dt.time())

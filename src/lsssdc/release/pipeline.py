@@ -387,7 +387,6 @@ def prepare(
     order_path: str | Path | None = None,
 ) -> cand.Candidate:
     """Run the release flow for a microdata order; write and seal the candidate in ``work_dir``."""
-    directory = Path(work_dir) / order.order_id
     report: dict[str, Any] = {
         "version": lsssdc.__version__,
         "order": _plain(order.model_dump(by_alias=True)) | {"hash": order.hash},
@@ -467,12 +466,7 @@ def prepare(
     report.setdefault("linkage", None)
     report.setdefault("tables", None)
 
-    if directory.exists():
-        shutil.rmtree(directory)
-    tmp = directory.with_name(f".{directory.name}.part")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    directory, tmp = cand.new_attempt(work_dir, order.order_id)
     releasable = verdict.decision == "releasable"
     if releasable and protected is not None:
         table_output.write_tables(protected, tmp / "tables", table_report)
@@ -529,6 +523,9 @@ def prepare(
             "verdict": verdict.decision,
             "reasons": verdict.reasons,
             "risk": _risk_payload(report["risk"]),
+            "identifiers": list(policy.identifiers),
+            "reviewers_required": policy.delivery.reviewers,
+            "columns": [str(col) for col in data.columns] if releasable and data is not None else [],
         }
         try:
             ledger.append(

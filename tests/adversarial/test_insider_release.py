@@ -1,0 +1,282 @@
+"""The insider with write access to the work area: names as paths, forged candidates, deleted
+decisions, one person in two roles, a foreign ledger. Every attack must be refused or detected,
+and nothing it targets may change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from lsssdc import release
+from lsssdc.errors import LsssdcError
+from lsssdc.release.candidate import APPROVAL, MANIFEST, REJECTION
+from tests.release.conftest import (
+    DAGLIG,
+    MORTALITY,
+    make_keystore,
+    open_ledger,
+    order_path,
+    policy_path,
+    prepare_order,
+)
+
+SIGNERS = ("ordering-service", "reviewer-a", "reviewer-b")
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file under root with its SHA-256: what an attack must not have changed."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _ledger_kinds(path: Path) -> list[str]:
+    """The entry kinds, read straight from the SQLite file (not through the ledger code)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+        table = "entries" if "entries" in tables else sorted(tables)[0]
+        cols = [r[1] for r in con.execute(f"pragma table_info({table})")]
+        rows = con.execute(f"select * from {table} order by 1").fetchall()
+    finally:
+        con.close()
+    return [dict(zip(cols, r, strict=True))["kind"] for r in rows]
+
+
+def _twelve_digit_values(folder: Path) -> int:
+    """How many 10- or 12-digit personnummer shapes any delivered file holds (bytes scan)."""
+    pattern = re.compile(rb"(?<![0-9])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9])")
+    hits = 0
+    for p in folder.rglob("*"):
+        if p.is_file() and p.suffix in (".csv", ".json", ".md", ".yaml"):
+            hits += len(pattern.findall(p.read_bytes()))
+    return hits
+
+
+@pytest.fixture
+def site(tmp_path: Path, small) -> dict:
+    """A work area with a key store, a ledger and one releasable candidate prepared on it."""
+    store = make_keystore(tmp_path / "keys" / "k.json", SIGNERS)
+    book = open_ledger(tmp_path / "ledger" / "ledger.sqlite", store)
+    cand = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, tmp_path / "work", book)
+    assert cand.verdict == "releasable"
+    yield {"root": tmp_path, "store": store, "ledger": book, "cand": cand.path, "small": small}
+    book.close()
+
+
+def _hostile_order(tmp_path: Path, **changes) -> Path:
+    data = yaml.safe_load(order_path(DAGLIG[1]).read_text(encoding="utf-8"))
+    data.update(changes)
+    path = tmp_path / "hostile-order.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "order_id",
+    [
+        "../keys",
+        "../ledger",
+        ".",
+        "..",
+        "",
+        "/tmp/lsssdc-abs",
+        "a/b",
+        ".hidden",
+        "x\\y",
+        "a\nb",
+        "ok/../../keys",
+    ],
+)
+def test_an_order_id_never_becomes_a_path(site, order_id: str) -> None:
+    root = site["root"]
+    before = {d: _tree(root / d) for d in ("keys", "ledger", "work")}
+    hostile = _hostile_order(root, order_id=order_id)
+    with pytest.raises(LsssdcError) as info:
+        prepare_order(
+            site["small"], policy_path(DAGLIG[0]), hostile, site["store"], root / "work", site["ledger"]
+        )
+    assert info.value.exit_code == 2
+    assert "order_id" in str(info.value)
+    for d, files in before.items():
+        assert _tree(root / d) == files, f"{d} changed"
+    assert not Path("/tmp/lsssdc-abs").exists()
+
+
+def test_a_table_name_never_becomes_a_path(site) -> None:
+    from lsssdc import policy as P
+
+    data = yaml.safe_load(order_path("kommun-tables-2023").read_text(encoding="utf-8"))
+    data["tables"][0]["name"] = "../keys/ks"
+    path = site["root"] / "t.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(LsssdcError) as info:
+        P.load_order(path)
+    assert info.value.exit_code == 2 and "name" in str(info.value)
+
+
+def test_a_symlinked_order_folder_out_of_the_work_area_is_refused(site) -> None:
+    root = site["root"]
+    outside = root / "outside"
+    outside.mkdir()
+    (root / "work" / "B2026-0099").symlink_to(outside, target_is_directory=True)
+    hostile = _hostile_order(root, order_id="B2026-0099")
+    with pytest.raises(LsssdcError):
+        prepare_order(
+            site["small"], policy_path(DAGLIG[0]), hostile, site["store"], root / "work", site["ledger"]
+        )
+    assert not any(outside.iterdir())
+
+
+def test_a_new_prepare_never_touches_an_earlier_attempt(site) -> None:
+    first = site["cand"]
+    release.approve(first, "reviewer-a", site["store"], site["ledger"])
+    before = _tree(first)
+    again = prepare_order(
+        site["small"],
+        policy_path(DAGLIG[0]),
+        order_path(DAGLIG[1]),
+        site["store"],
+        site["root"] / "work",
+        site["ledger"],
+    )
+    assert again.path != first and _tree(first) == before
+
+
+def _reseal(path: Path) -> None:
+    """A careful forger's reseal: recompute every file hash and the content hash's inputs."""
+    from lsssdc.release.candidate import content_hash
+
+    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    files = {rel: hashlib.sha256((path / rel).read_bytes()).hexdigest() for rel in manifest["files"]}
+    meta = {k: v for k, v in manifest.items() if k not in ("files", "content_hash")}
+    manifest["files"] = files
+    manifest["content_hash"] = content_hash(files, meta)
+    (path / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _deliver_refused(site, cand: Path, to_name: str = "pkg") -> None:
+    to = site["root"] / "out" / to_name
+    kinds = _ledger_kinds(site["root"] / "ledger" / "ledger.sqlite")
+    with pytest.raises(LsssdcError) as info:
+        release.deliver(cand, to, site["store"], site["ledger"], "ordering-service")
+    assert info.value.exit_code in (1, 2)
+    assert not to.exists()
+    assert _ledger_kinds(site["root"] / "ledger" / "ledger.sqlite") == kinds
+
+
+def test_a_personnummer_column_added_and_resealed_is_never_delivered(site) -> None:
+    cand = site["cand"]
+    release.approve(cand, "reviewer-a", site["store"], site["ledger"])
+    df = pd.read_parquet(cand / "data.parquet")
+    pnr = site["small"].register["personnummer"].astype(str).iloc[: len(df)].to_numpy()
+    df["personnummer"] = pnr[: len(df)] if len(pnr) >= len(df) else "199001011234"
+    df.to_parquet(cand / "data.parquet", index=False)
+    _reseal(cand)
+    _deliver_refused(site, cand)
+    with pytest.raises(LsssdcError):
+        release.approve(cand, "reviewer-b", site["store"], site["ledger"])
+    out = site["root"] / "out"
+    assert not out.exists() or _twelve_digit_values(out) == 0
+
+
+def test_a_flipped_verdict_is_neither_approved_nor_delivered(site, small) -> None:
+    refused = prepare_order(
+        small,
+        policy_path(MORTALITY[0]),
+        order_path(MORTALITY[1]),
+        site["store"],
+        site["root"] / "work",
+        site["ledger"],
+    )
+    assert refused.verdict == "refused"
+    manifest = json.loads((refused.path / MANIFEST).read_text(encoding="utf-8"))
+    manifest["verdict"] = "releasable"
+    (refused.path / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    shutil.copyfile(site["cand"] / "data.parquet", refused.path / "data.parquet")
+    report = json.loads((refused.path / "report.json").read_text(encoding="utf-8"))
+    report["verdict"]["decision"] = "releasable"
+    (refused.path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    manifest["files"]["data.parquet"] = ""
+    (refused.path / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    _reseal(refused.path)
+    with pytest.raises(LsssdcError):
+        release.approve(refused.path, "reviewer-a", site["store"], site["ledger"])
+    _deliver_refused(site, refused.path)
+
+
+def test_a_deleted_rejection_does_not_free_the_candidate(site) -> None:
+    cand = site["cand"]
+    release.approve(cand, "reviewer-a", site["store"], site["ledger"])
+    release.reject(cand, "reviewer-b", "purpose too broad", site["store"], site["ledger"])
+    (cand / REJECTION).unlink()
+    _deliver_refused(site, cand)
+
+
+def test_a_rejection_is_final_for_its_content_even_when_prepared_again(site) -> None:
+    release.reject(site["cand"], "reviewer-a", "no", site["store"], site["ledger"])
+    again = prepare_order(
+        site["small"],
+        policy_path(DAGLIG[0]),
+        order_path(DAGLIG[1]),
+        site["store"],
+        site["root"] / "work",
+        site["ledger"],
+    )
+    with pytest.raises(LsssdcError) as info:
+        release.approve(again.path, "reviewer-b", site["store"], site["ledger"])
+    assert "reject" in str(info.value)
+    _deliver_refused(site, again.path)
+
+
+def test_the_preparer_cannot_approve_their_own_candidate(site) -> None:
+    with pytest.raises(LsssdcError) as info:
+        release.approve(site["cand"], "ordering-service", site["store"], site["ledger"])
+    assert "four eyes" in str(info.value)
+    _deliver_refused(site, site["cand"])
+
+
+def test_an_approval_replayed_from_another_candidate_does_not_count(site) -> None:
+    release.approve(site["cand"], "reviewer-a", site["store"], site["ledger"])
+    other = prepare_order(
+        site["small"],
+        policy_path(DAGLIG[0]),
+        order_path(DAGLIG[1]),
+        site["store"],
+        site["root"] / "w2",
+        site["ledger"],
+    )
+    shutil.copyfile(site["cand"] / APPROVAL, other.path / APPROVAL)
+    if (
+        other.content_hash
+        != json.loads((site["cand"] / MANIFEST).read_text(encoding="utf-8"))["content_hash"]
+    ):
+        _deliver_refused(site, other.path)
+
+
+@pytest.mark.parametrize("which", ["empty", "foreign"])
+def test_deliver_against_an_empty_or_foreign_ledger_is_refused(site, which: str) -> None:
+    release.approve(site["cand"], "reviewer-a", site["store"], site["ledger"])
+    root = site["root"]
+    other_store = make_keystore(root / "k2" / "k.json", SIGNERS) if which == "foreign" else site["store"]
+    with open_ledger(root / "l2" / "ledger.sqlite", other_store) as other:
+        if which == "foreign":  # a ledger that approves the same bytes with keys of its own
+            other.append(
+                "prepare",
+                "ordering-service",
+                {"content_hash": "x"},
+                signer=other_store.get_signing_key("ordering-service"),
+            )
+        with pytest.raises(LsssdcError):
+            release.deliver(site["cand"], root / "out" / "pkg", site["store"], other, "ordering-service")
+    assert not (root / "out" / "pkg").exists()
