@@ -63,17 +63,6 @@ def _twelve_digit_values(folder: Path) -> int:
     return hits
 
 
-@pytest.fixture
-def site(tmp_path: Path, small) -> dict:
-    """A work area with a key store, a ledger and one releasable candidate prepared on it."""
-    store = make_keystore(tmp_path / "keys" / "k.json", SIGNERS)
-    book = open_ledger(tmp_path / "ledger" / "ledger.sqlite", store)
-    cand = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, tmp_path / "work", book)
-    assert cand.verdict == "releasable"
-    yield {"root": tmp_path, "store": store, "ledger": book, "cand": cand.path, "small": small}
-    book.close()
-
-
 def _hostile_order(tmp_path: Path, **changes) -> Path:
     data = yaml.safe_load(order_path(DAGLIG[1]).read_text(encoding="utf-8"))
     data.update(changes)

@@ -69,18 +69,24 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 def test_verify_clean_exits_0(setup, capsys) -> None:
     code, out, _ = _run(["audit", "verify", "--ledger", str(setup["ledger"])], capsys)
+    assert code == 1 and "NOT VERIFIED" in out and "intact" not in out  # no trusted keys given
+    code, out, _ = _run(
+        ["audit", "verify", "-l", str(setup["ledger"]), "--actor-key", f"reviewer={setup['pub']}"], capsys
+    )
     assert code == 0 and "intact" in out
     code, out, _ = _run(
         ["audit", "verify", "-l", str(setup["ledger"]), "--actor-key", f"reviewer={setup['pub']}", "--json"],
         capsys,
     )
     report = json.loads(out)
-    assert code == 0 and report["ok"] and report["size"] == 4 and report["trusted_keys"]
+    assert (
+        code == 0 and report["ok"] and report["size"] == 4 and report["trusted_keys"] and report["verified"]
+    )
 
 
 def test_verify_ledger_path_from_environment(setup, capsys, monkeypatch) -> None:
     monkeypatch.setenv("LSSSDC_LEDGER", str(setup["ledger"]))
-    assert _run(["audit", "verify"], capsys)[0] == 0
+    assert _run(["audit", "verify", "--actor-key", f"reviewer={setup['pub']}"], capsys)[0] == 0
 
 
 def test_verify_tampered_exits_1_and_names_the_entry(setup, capsys) -> None:
@@ -125,6 +131,7 @@ def test_checkpoint_export_then_truncation_is_caught(setup, capsys) -> None:
     assert code == 0 and "size   4" in out
     assert json.loads(cp.read_text())["size"] == 4
     args = ["audit", "verify", "--ledger", str(setup["ledger"]), "--checkpoint", str(cp)]
+    args += ["--actor-key", f"reviewer={setup['pub']}"]
     assert _run(args, capsys)[0] == 0
     db = sqlite3.connect(setup["ledger"])
     for t in ("entries", "checkpoints", "person_index"):

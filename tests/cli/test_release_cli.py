@@ -188,6 +188,7 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
             "policy.yaml",
             "order.yaml",
             "MANIFEST.sha256",
+            "ledger-head.json",
         ]
     )
     # every manifest line matches, every resource's bytes and hash match
@@ -205,6 +206,9 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
     assert pd.read_parquet(to / "data.parquet")["death_date"].notna().any()
     code, out, _ = cli(env, capsys, "audit", "verify", "--ledger", env["ledger"], "--key-store", env["keys"])
     assert code == 0 and "intact" in out and "entries     3" in out
+    # the head that travels with the package detects a ledger cut back to before the delivery
+    head = to / "ledger-head.json"
+    assert json.loads(head.read_text(encoding="utf-8"))["size"] == 3
     code, out, _ = cli(env, capsys, "audit", "list", "--ledger", env["ledger"], "--json")
     assert code == 0 and [e["kind"] for e in json.loads(out)] == ["prepare", "approve", "deliver"]
     code, out, _ = cli(env, capsys, "audit", "list", "--ledger", env["ledger"])

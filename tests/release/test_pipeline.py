@@ -45,6 +45,7 @@ PACKAGE_FILES = {
     "policy.yaml",
     "order.yaml",
     "MANIFEST.sha256",
+    "ledger-head.json",
 }
 
 

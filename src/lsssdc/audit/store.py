@@ -150,6 +150,13 @@ class SQLiteStore(LedgerStore):
                 Problem("ledger_missing", "the ledger file does not exist", file=str(self.path))
             )
         fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if fresh and not create:
+            # an existing empty file is evidence too (a ledger emptied?): never written to here
+            raise LedgerIntegrityError(
+                Problem(
+                    "ledger_empty", "the ledger file is empty: there is nothing to read", file=str(self.path)
+                )
+            )
         self.created = fresh
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,6 +195,9 @@ class SQLiteStore(LedgerStore):
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+        # move the committed pages into the main file at once: deleting the -wal file must not
+        # drop the newest entries
+        self._db.execute("PRAGMA wal_checkpoint(FULL)")
 
     def get_meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

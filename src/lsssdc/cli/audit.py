@@ -184,8 +184,9 @@ def verify(
     """Re-check every entry, the chain, every signature, the Merkle root and the checkpoints.
 
     Detects an edited, deleted, inserted or reordered entry and a truncated tail, and names the
-    first entry that diverges. Exit code 0 when intact, 1 when tampering is found, 2 when the
-    ledger or a checkpoint cannot be read.
+    first entry that diverges. Exit code 0 when intact, 1 when tampering is found or when no
+    trusted keys were given ("not verified": a re-signed ledger is consistent too), 2 when the
+    ledger or a checkpoint cannot be read. The file is only read.
     Example: lsssdc audit verify --ledger ledger.sqlite --checkpoint exported/checkpoint-0042.json
     """
     from lsssdc.audit.ledger import Checkpoint
@@ -199,9 +200,10 @@ def verify(
         report = led.verify(checkpoints)
     finally:
         led.close()
+    verified = report.ok and report.trusted_keys
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-        return EXIT_OK if report.ok else EXIT_REFUSED
+        typer.echo(json.dumps({**report.to_dict(), "verified": verified}, indent=2))
+        return EXIT_OK if verified else EXIT_REFUSED
     typer.echo(f"ledger      {ledger}")
     typer.echo(f"origin      {report.origin}")
     typer.echo(f"entries     {report.size}")
@@ -211,6 +213,13 @@ def verify(
         typer.echo(
             "note        no trusted actor keys given: signatures checked against the keys the ledger names"
         )
+        if report.ok:
+            # a ledger re-signed with someone else's keys is consistent too: that is not intact
+            typer.echo(
+                "NOT VERIFIED: consistent, but nothing ties its signatures to the agency's keys "
+                "(give --key-store or --actor-key)"
+            )
+            return EXIT_REFUSED
     if report.ok:
         typer.echo("intact")
         return EXIT_OK

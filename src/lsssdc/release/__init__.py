@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,8 @@ from lsssdc.release import approval, decisions, package
 from lsssdc.release.candidate import APPROVAL, REJECTION, Candidate, load
 
 PERSON_INDEX = "person_index.bin"
+#: the ledger's signed head after the delivery's entry: a receipt that travels with the package
+HEAD = "ledger-head.json"
 
 __all__ = ["Candidate", "approve", "deliver", "load", "reject"]
 
@@ -125,9 +126,10 @@ def deliverable(c: Candidate, keystore: Any, ledger: Any) -> tuple[decisions.His
 def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor: str) -> dict[str, Any]:
     """Write the package of an approved, unchanged candidate and record the delivery.
 
-    Every condition is re-derived from the ledger and the bytes (never from decision files);
-    the package appears in one rename; if the ledger entry cannot be written, the package is
-    removed again, so there is never a package without its entry.
+    Every condition is re-derived from the ledger and the bytes (never from decision files).
+    The entry is written first, while the package is still a temporary folder; the package then
+    appears in one rename with the ledger's signed head (``ledger-head.json``) inside, so there
+    is never a package without its entry.
     """
     c = load(path)
     h, _needed = deliverable(c, keystore, ledger)
@@ -135,26 +137,29 @@ def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor:
     index = _person_index(c, keystore) if c.manifest.get("kind") != "tables" else None
     signer = keystore.get_signing_key(actor)
     identifiers = (h.prepared.payload if h.prepared else {}).get("identifiers") or ["personnummer"]
-    files = package.build_package(c, target, identifiers=identifiers)
-    try:
+    first = h.reviewers[0]
+    recorded: dict[str, Any] = {}
+
+    def record(tmp: Path, files: dict[str, str]) -> None:
+        # entry first: the package becomes visible only after its entry is on the ledger, and it
+        # carries the ledger's signed head as a receipt (outside MANIFEST.sha256, which the entry holds)
         payload = {
             "order_id": c.order_id,
             "project_id": c.project_id,
             "content_hash": c.content_hash,
-            "approved_by": h.reviewers[0],
+            "approved_by": first,
             "reviewers": h.reviewers,
-            "approval_signature": h.approvals[
-                [e.actor for e in h.approvals].index(h.reviewers[0])
-            ].payload.get("signature"),
+            "approval_signature": next(e for e in h.approvals if e.actor == first).payload.get("signature"),
             "package": str(target.name),
             "files": files,
             "manifest_hash": package.manifest_hash(files),
             "persons": index.persons if index is not None else 0,
         }
-        entry = ledger.append("deliver", actor, payload, signer=signer, persons=index)
-    except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
+        recorded["entry"] = ledger.append("deliver", actor, payload, signer=signer, persons=index)
+        ledger.checkpoint(signer).write(tmp / HEAD)
+
+    files = package.build_package(c, target, identifiers=identifiers, before_publish=record)
+    entry = recorded["entry"]
     return {"package": str(target), "files": files, "ledger_entry": entry.seq}
 
 

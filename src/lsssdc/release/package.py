@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,17 @@ def screen(df: pd.DataFrame, identifiers: list[str], where: str) -> None:
         raise DisclosureRefused(problems)
 
 
-def build_package(candidate: Candidate, target: Path, identifiers: list[str] | None = None) -> dict[str, str]:
+#: called with the finished temporary package and its manifest, just before the rename: the
+#: delivery's ledger entry is written there, so no package is ever visible without its entry
+BeforePublish = Callable[[Path, dict[str, str]], None]
+
+
+def build_package(
+    candidate: Candidate,
+    target: Path,
+    identifiers: list[str] | None = None,
+    before_publish: BeforePublish | None = None,
+) -> dict[str, str]:
     """Write the package for ``candidate`` to ``target`` atomically; return file -> sha256."""
     target = Path(target)
     if target.exists():
@@ -198,7 +209,7 @@ def build_package(candidate: Candidate, target: Path, identifiers: list[str] | N
     # read every source file once and check it against the sealed manifest: what is delivered is
     # exactly what was approved, even if a file is swapped after the approval was checked
     if candidate.manifest.get("kind") == "tables":
-        return _build_table_package(candidate, target)
+        return _build_table_package(candidate, target, before_publish)
     sources = {name: _sealed_bytes(candidate, name) for name in SOURCES}
     meta = json.loads(sources["metadata.json"].decode("utf-8"))
     df = pd.read_parquet(io.BytesIO(sources["data.parquet"]))
@@ -271,7 +282,7 @@ def build_package(candidate: Candidate, target: Path, identifiers: list[str] | N
         (tmp / "datapackage.json").write_text(
             json.dumps(package, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
-        return _publish(tmp, target)
+        return _publish(tmp, target, before_publish)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -299,7 +310,9 @@ def _table_readme(meta: dict[str, Any], names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _build_table_package(candidate: Candidate, target: Path) -> dict[str, str]:
+def _build_table_package(
+    candidate: Candidate, target: Path, before_publish: BeforePublish | None
+) -> dict[str, str]:
     """A table delivery: the audited tables as sealed, the policy and order, a README, a manifest."""
     listed = sorted(n for n in (candidate.manifest.get("files") or {}) if n.startswith("tables/"))
     if not listed:
@@ -321,19 +334,22 @@ def _build_table_package(candidate: Candidate, target: Path) -> dict[str, str]:
         (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
         (tmp / "order.yaml").write_bytes(sources["order.yaml"])
         (tmp / "README.md").write_text(_table_readme(meta, names), encoding="utf-8")
-        return _publish(tmp, target)
+        return _publish(tmp, target, before_publish)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _publish(tmp: Path, target: Path) -> dict[str, str]:
-    """Write the SHA-256 manifest, make every file durable, and rename the package into place."""
+def _publish(tmp: Path, target: Path, before_publish: BeforePublish | None = None) -> dict[str, str]:
+    """Write the SHA-256 manifest, record it (``before_publish``), make every file durable, and
+    rename the package into place."""
     files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
     (tmp / "MANIFEST.sha256").write_text(
         "".join(f"{h}  {n}\n" for n, h in sorted(files.items())), encoding="utf-8"
     )
     files["MANIFEST.sha256"] = sha256_file(tmp / "MANIFEST.sha256")
+    if before_publish is not None:
+        before_publish(tmp, dict(files))
     for p in tmp.iterdir():
         with open(p, "rb") as fh:
             os.fsync(fh.fileno())

@@ -1,0 +1,125 @@
+"""The insider with the ledger file: drop the newest entries (and rewrite the unsigned head
+record), delete the WAL file, re-sign the whole ledger with keys of their own, empty the file.
+Each is detected by `lsssdc audit verify` given the head that travelled with a delivery, or by
+verifying against the agency's keys; verification never writes to the file it reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lsssdc import release
+from lsssdc.cli import run
+from tests.release.conftest import PASSPHRASE
+
+
+@pytest.fixture
+def delivered(site, monkeypatch) -> dict:
+    release.approve(site["cand"], "reviewer-a", site["store"], site["ledger"])
+    to = site["root"] / "out" / "pkg"
+    release.deliver(site["cand"], to, site["store"], site["ledger"], "ordering-service")
+    site["ledger"].close()
+    monkeypatch.setenv("LSSSDC_PASSPHRASE", PASSPHRASE)
+    site["ledger_path"] = site["root"] / "ledger" / "ledger.sqlite"
+    site["head"] = to / "ledger-head.json"
+    return site
+
+
+def _verify(site, *extra: str, keys: bool = True) -> tuple[int, str]:
+    args = ["audit", "verify", "--ledger", str(site["ledger_path"]), "--json", *extra]
+    if keys:
+        args += ["--key-store", str(site["store"].path)]
+    code = run(args)
+    return code, ""
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _drop_tail(path: Path, keep: int, rewrite_head: bool) -> None:
+    """Delete every entry after ``keep`` the way an insider with the file would (triggers off)."""
+    db = sqlite3.connect(path)
+    triggers = [r[0] for r in db.execute("select name from sqlite_master where type='trigger'")]
+    for t in triggers:
+        db.execute(f'DROP TRIGGER "{t}"')
+    tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+    for t in tables:
+        cols = [r[1] for r in db.execute(f'pragma table_info("{t}")')]
+        if "seq" in cols:
+            db.execute(f'DELETE FROM "{t}" WHERE seq > ?', (keep,))
+        elif "size" in cols:
+            db.execute(f'DELETE FROM "{t}" WHERE size > ?', (keep,))
+    if rewrite_head and "meta" in tables:
+        body = db.execute("select body from entries where seq = ?", (keep,)).fetchone()[0]
+        db.execute("UPDATE meta SET value = ? WHERE name = 'size'", (str(keep),))
+        db.execute(
+            "UPDATE meta SET value = ? WHERE name = 'head'", (hashlib.sha256(body.encode()).hexdigest(),)
+        )
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("rewrite_head", [False, True])
+def test_a_dropped_tail_is_caught_by_the_head_that_travelled_with_the_package(
+    delivered, capsys, rewrite_head
+) -> None:
+    assert _verify(delivered, "--checkpoint", str(delivered["head"]))[0] == 0
+    size = json.loads(delivered["head"].read_text(encoding="utf-8"))["size"]
+    _drop_tail(delivered["ledger_path"], size - 1, rewrite_head)
+    capsys.readouterr()
+    code, _ = _verify(delivered, "--checkpoint", str(delivered["head"]))
+    out = capsys.readouterr().out
+    assert code == 1 and '"verified": false' in out
+
+
+def test_deleting_the_wal_file_drops_nothing(delivered, capsys) -> None:
+    wal = delivered["ledger_path"].with_name("ledger.sqlite-wal")
+    if wal.exists():
+        wal.unlink()
+    code, _ = _verify(delivered, "--checkpoint", str(delivered["head"]))
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["size"] == json.loads(delivered["head"].read_text(encoding="utf-8"))["size"]
+
+
+def test_a_ledger_re_signed_with_an_attackers_keys_is_never_called_intact(
+    delivered, capsys, tmp_path
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from lsssdc.audit.ledger import Ledger
+
+    mine = Ed25519PrivateKey.generate()
+    forged = tmp_path / "forged.sqlite"
+    with (
+        Ledger.open(delivered["ledger_path"], create=False) as real,
+        Ledger.open(forged, signer=mine) as fake,
+    ):
+        for e in real.entries():
+            if e.kind != "deliver":  # (a delivery needs its person index; the rest is enough)
+                fake.append(e.kind, e.actor, e.payload, signer=mine)
+    delivered["ledger_path"] = forged
+    capsys.readouterr()
+    assert _verify(delivered, keys=False)[0] == 1  # without trusted keys: "not verified"
+    assert '"verified": false' in capsys.readouterr().out
+    assert run(["audit", "verify", "--ledger", str(forged)]) == 1
+    assert "NOT VERIFIED" in capsys.readouterr().out
+    assert _verify(delivered)[0] == 1  # with the agency's keys: tampering
+
+
+def test_verify_never_writes_to_an_empty_file(tmp_path, capsys) -> None:
+    empty = tmp_path / "ledger.sqlite"
+    empty.write_bytes(b"")
+    code = run(["audit", "verify", "--ledger", str(empty)])
+    assert code in (1, 2) and empty.stat().st_size == 0
+    assert "empty" in capsys.readouterr().err
+
+
+def test_verify_leaves_the_file_byte_for_byte(delivered) -> None:
+    before = _sha(delivered["ledger_path"])
+    _verify(delivered, "--checkpoint", str(delivered["head"]))
+    assert _sha(delivered["ledger_path"]) == before
