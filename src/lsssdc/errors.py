@@ -22,6 +22,11 @@ EXIT_UNUSABLE = 2
 _PNR_LIKE = re.compile(r"(?<!\d)(?:\d{6}|\d{8})[-+]?\d{4}(?!\d)")
 
 
+def has_personnummer_shape(text: str) -> bool:
+    """True when free text holds something shaped like a personnummer (10 or 12 digits)."""
+    return _PNR_LIKE.search(text) is not None
+
+
 def scrub(text: str) -> str:
     """Mask anything in ``text`` that could be a personnummer (last line of defence)."""
     return _PNR_LIKE.sub("<redacted>", text)

@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from lsssdc import names, shipped
-from lsssdc.errors import PolicyError, PolicyRefused, Problem
+from lsssdc.errors import PolicyError, PolicyRefused, Problem, has_personnummer_shape
 from lsssdc.register import variables as V
 from lsssdc.register.companions import COMPANIONS
 
@@ -362,6 +362,15 @@ def _to_python(
     return value
 
 
+def _strings(data: Any, where: tuple = ()) -> list[tuple[tuple, str]]:
+    """Every text value in a loaded document, with where it is."""
+    if isinstance(data, dict):
+        return [x for k, v in data.items() for x in _strings(v, (*where, k))]
+    if isinstance(data, list):
+        return [x for i, v in enumerate(data) for x in _strings(v, (*where, i))]
+    return [(where, data)] if isinstance(data, str) else []
+
+
 def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:
@@ -428,6 +437,20 @@ def _load(
                 line=lines.get((version_key,), 1),
             )
         )
+    # an identifier typed into free text (a purpose, a name) would travel into reports and packages
+    problems += [
+        Problem(
+            "identifier_in_text",
+            f"{'.'.join(str(k) for k in where) or '(top level)'} holds something shaped like a personnummer",
+            file=source,
+            line=_line_for(where, lines),
+            hint="free text must not hold identifiers",
+        )
+        for where, text in _strings(data)
+        if has_personnummer_shape(text)
+    ]
+    if problems:
+        raise PolicyError(problems)
     # unknown variable names are reported together with schema problems, not after them
     name_problems = [
         p

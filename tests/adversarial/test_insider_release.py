@@ -269,3 +269,49 @@ def test_deliver_against_an_empty_or_foreign_ledger_is_refused(site, which: str)
         with pytest.raises(LsssdcError):
             release.deliver(site["cand"], root / "out" / "pkg", site["store"], other, "ordering-service")
     assert not (root / "out" / "pkg").exists()
+
+
+def test_a_symlinked_key_store_is_refused_not_forked(site, tmp_path) -> None:
+    from lsssdc.identity.keystore import KeyStore
+    from tests.release.conftest import PASSPHRASE
+
+    real = site["store"].path
+    link = tmp_path / "link-keys" / "k.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    before = hashlib.sha256(real.read_bytes()).hexdigest()
+    with pytest.raises(LsssdcError) as info:
+        KeyStore.open(link, PASSPHRASE).add_project("new-project")
+    assert info.value.exit_code == 2 and "symbolic link" in str(info.value)
+    assert link.is_symlink() and hashlib.sha256(real.read_bytes()).hexdigest() == before
+
+
+def test_a_key_store_is_never_written_next_to_data(site) -> None:
+    store = site["store"]
+    (store.path.parent / "extract.csv").write_text("a\n1\n", encoding="utf-8")
+    before = store.path.read_bytes()
+    with pytest.raises(LsssdcError):
+        store.add_project("another-project")
+    assert store.path.read_bytes() == before
+
+
+@pytest.mark.parametrize("field", ["purpose", "diarienummer"])
+def test_a_personnummer_typed_into_free_text_is_refused(site, field: str) -> None:
+    from lsssdc import policy as P
+
+    path = _hostile_order(site["root"], **{field: "Gäller 19121212-1212 och andra"})
+    with pytest.raises(LsssdcError) as info:
+        P.load_order(path)
+    assert info.value.exit_code == 2 and field in str(info.value)
+    assert "1212" not in str(info.value)
+    with pytest.raises(LsssdcError):
+        release.reject(site["cand"], "reviewer-a", "see 191212121212", site["store"], site["ledger"])
+    assert not (site["cand"] / REJECTION).exists()
+
+
+def test_work_area_files_are_private(site) -> None:
+    import stat
+
+    for p in [site["cand"], *site["cand"].rglob("*")]:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode & 0o077 == 0, f"{p} is {oct(mode)}"

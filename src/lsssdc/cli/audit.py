@@ -380,3 +380,36 @@ def checkpoint(
     if out is not None:
         typer.echo(f"written to {out}")
     return EXIT_OK
+
+
+@audit_app.command("recover")
+def recover(
+    work: Path = typer.Option(Path("work"), "--work", help="The work area of candidates."),
+    ledger: Path = LEDGER_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+) -> int:
+    """After a crash: check that no candidate or decision file exists without its ledger entry,
+    and list leftover .part folders. Removes nothing. Exit 0 when consistent, 1 when an effect
+    has no entry.
+
+    Example: lsssdc audit recover --work work --ledger ledger.sqlite
+    """
+    from lsssdc.release import recovery
+
+    led = _open(ledger)
+    try:
+        found = recovery.scan(work, led)
+    finally:
+        led.close()
+    if as_json:
+        typer.echo(json.dumps(found.to_dict(), indent=2))
+    else:
+        typer.echo(f"candidates  {found.candidates}")
+        for p in found.part_folders:
+            typer.echo(f"leftover    {p} (an interrupted command's unfinished output; safe to remove)")
+        for p in found.entry_without_effect:
+            typer.echo(f"settled     {p} (the step never completed; run it again)")
+        for p in found.without_entry:
+            typer.echo(f"NO ENTRY    {p}")
+        typer.echo("consistent" if found.ok else "INCONSISTENT: an effect without its ledger entry")
+    return EXIT_OK if found.ok else EXIT_REFUSED

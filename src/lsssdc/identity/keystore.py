@@ -363,6 +363,16 @@ class KeyStore:
     def open(cls, path: str | os.PathLike[str], passphrase: str) -> KeyStore:
         """Open and verify a key store; every failure is a :class:`KeyStoreError` saying which."""
         p = Path(path).expanduser()
+        if p.is_symlink():
+            # writes replace the file by rename: through a link they would fork the store (a
+            # project would get a second key, so other pseudonyms)
+            raise KeyStoreError(
+                Problem(
+                    "keystore_symlink",
+                    "the key store path is a symbolic link; give the real file's path",
+                    file=str(p),
+                )
+            )
         if not p.is_file():
             raise KeyStoreError(
                 Problem(
@@ -529,6 +539,11 @@ class KeyStore:
 
     def _write(self, doc: dict[str, Any]) -> None:
         """Seal and write ``doc`` atomically (mode 0600); the caller holds the directory lock."""
+        if self.path.is_symlink():
+            raise KeyStoreError(
+                Problem("keystore_symlink", "the key store path became a symbolic link", file=str(self.path))
+            )
+        _refuse_data_neighbours(self.path)  # on every write, not only when the store is created
         doc = {k: v for k, v in doc.items() if k != "seal"}
         doc["seal"] = _b64(self._seal(doc))
         data = _serialise(doc)

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lsssdc import faults
 from lsssdc.audit import person_index as pindex
-from lsssdc.errors import DisclosureRefused, InputDataError, KeyStoreError, Problem
+from lsssdc.errors import DisclosureRefused, InputDataError, KeyStoreError, Problem, has_personnummer_shape
 from lsssdc.release import approval, decisions, package
 from lsssdc.release.candidate import APPROVAL, REJECTION, Candidate, load
 
@@ -58,6 +59,7 @@ def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict
             Problem("already_approved", f"'{reviewer}' has already approved this candidate", file=_where(c))
         )
     record = approval.approval_record(c, reviewer, key)
+    faults.point("approve.checked")
     ledger.append(
         "approve",
         reviewer,
@@ -70,13 +72,22 @@ def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict
         },
         signer=key,
     )
+    faults.point("approve.entry")
     # the file is a copy for people reading the work area; decisions are read from the ledger
     approval.write_record(c, APPROVAL, record)
+    faults.point("approve.done")
     return record
 
 
 def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: Any) -> dict:
     """A reviewer rejects the candidate with a reason; its content can never be delivered."""
+    if has_personnummer_shape(reason):
+        raise InputDataError(
+            Problem(
+                "identifier_in_text",
+                "the reason holds something shaped like a personnummer; write it without identifiers",
+            )
+        )
     c = load(path)
     key = keystore.get_signing_key(reviewer)
     decisions.check_ledger(ledger)
@@ -92,7 +103,9 @@ def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: 
         },
         signer=key,
     )
+    faults.point("reject.entry")
     approval.write_record(c, REJECTION, record)
+    faults.point("reject.done")
     return record
 
 
@@ -155,10 +168,13 @@ def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor:
             "manifest_hash": package.manifest_hash(files),
             "persons": index.persons if index is not None else 0,
         }
+        faults.point("deliver.built")
         recorded["entry"] = ledger.append("deliver", actor, payload, signer=signer, persons=index)
+        faults.point("deliver.entry")
         ledger.checkpoint(signer).write(tmp / HEAD)
 
     files = package.build_package(c, target, identifiers=identifiers, before_publish=record)
+    faults.point("deliver.done")
     entry = recorded["entry"]
     return {"package": str(target), "files": files, "ledger_entry": entry.seq}
 

@@ -46,6 +46,7 @@ def write_json(path: Path, obj: Any) -> None:
     """Write JSON deterministically (sorted keys, UTF-8, newline) and atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o600)
 
 
 def content_files(directory: Path) -> list[str]:
@@ -157,3 +158,11 @@ def new_attempt(work_dir: str | os.PathLike[str], order_id: str) -> tuple[Path, 
 
 
 _ATTEMPT = re.compile(r"\.?[1-9][0-9]{0,8}(\.part)?")
+
+
+def restrict(folder: Path) -> None:
+    """Files 0600 and folders 0700 under ``folder``: work areas and packages hold microdata."""
+    for p in [folder, *folder.rglob("*")]:
+        if p.is_symlink():
+            continue
+        os.chmod(p, 0o700 if p.is_dir() else 0o600)

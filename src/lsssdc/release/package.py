@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from lsssdc.errors import DisclosureRefused, InputDataError, Problem
 from lsssdc.register import variables as V
 from lsssdc.release import codebook
-from lsssdc.release.candidate import Candidate, sha256_file
+from lsssdc.release.candidate import Candidate, restrict, sha256_file
 
 DATA = "data"
 #: The candidate files a package is made from.
@@ -350,6 +350,7 @@ def _publish(tmp: Path, target: Path, before_publish: BeforePublish | None = Non
     files["MANIFEST.sha256"] = sha256_file(tmp / "MANIFEST.sha256")
     if before_publish is not None:
         before_publish(tmp, dict(files))
+    restrict(tmp)
     for p in tmp.iterdir():
         with open(p, "rb") as fh:
             os.fsync(fh.fileno())

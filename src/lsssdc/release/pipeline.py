@@ -19,7 +19,7 @@ import pandas as pd
 
 import lsssdc
 from lsssdc import coarsen as C
-from lsssdc import linkage, shipped
+from lsssdc import faults, linkage, shipped
 from lsssdc.audit import person_index as pindex
 from lsssdc.disclosure import risk as R
 from lsssdc.disclosure import suppress as S
@@ -510,6 +510,8 @@ def prepare(
     )
     # the entry is written while the candidate is still in its temporary folder: if the ledger
     # refuses, no candidate appears (its content hash does not depend on the folder's name)
+    cand.restrict(tmp)
+    faults.point("prepare.sealed")
     if ledger is not None:
         payload = {
             "order_id": order.order_id,
@@ -534,7 +536,9 @@ def prepare(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    faults.point("prepare.entry")
     tmp.rename(directory)
+    faults.point("prepare.done")
     sealed = cand.load(directory)
     return sealed
 
