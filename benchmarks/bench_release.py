@@ -62,8 +62,8 @@ def _child(tmp: Path, policy_file: Path, name: str) -> dict:
     out["read_seconds"] = round(time.perf_counter() - t0, 3)
     run = tmp / name
     store = KeyStore.create(run / "keys" / "keys.json", PASSPHRASE, kdf=KdfParams.default())
-    for signer in ("ordering-service", "reviewer-a"):
-        store.add_signer(signer)
+    for signer, role in (("ordering-service", "preparer"), ("reviewer-a", "reviewer")):
+        store.add_signer(signer, f"{PASSPHRASE} / {signer}", (role,))
     book = Ledger.open(run / "audit" / "ledger.sqlite", actor_keys=store.public_keys())
     pol, order = P.load_policy(policy_file), P.load_order(ORDER)
     out["policy"] = pol.name

@@ -107,8 +107,9 @@ print("demo passphrase (public, never for real data):", DEMO_PASSPHRASE)
 store = KeyStore.create(
     KEYS / "demo-keys.json", DEMO_PASSPHRASE, apart_from=[REGISTERS, CANDIDATES, DELIVERIES]
 )
-for actor in ("ordering-service", "reviewer-demo"):
-    store.add_signer(actor)
+# each actor's key opens only with that actor's own secret, and each has a role
+for actor, role in (("ordering-service", "preparer"), ("reviewer-demo", "reviewer")):
+    store.add_signer(actor, f"{DEMO_PASSPHRASE} for {actor}", (role,))
 (WORK / "ledger").mkdir()
 ledger = Ledger.open(
     WORK / "ledger" / "ledger.sqlite", actor_keys=store.public_keys(), origin="lsssdc-walkthrough"
@@ -258,9 +259,9 @@ print("candidate files:", ", ".join(sorted(candidate.manifest["files"])))
 # %% [markdown]
 # ## Approve
 #
-# The reviewer signs the candidate's content hash with their own key. The signature, not the
-# file, is what delivery trusts: it is checked against the reviewer's public key in the key
-# store, and the content hash against the bytes on disk.
+# The reviewer signs the candidate's content hash with their own key, on the ledger. The
+# ledger, not a file, is what delivery trusts: a signed prepare entry for these bytes, an
+# approval by a reviewer who is not the preparer, no rejection, and the bytes on disk unchanged.
 
 # %%
 approval = release.approve(candidate.path, "reviewer-demo", store, ledger)

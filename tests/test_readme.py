@@ -33,6 +33,7 @@ def test_the_release_tour_runs_verbatim_from_an_empty_folder(tmp_path: Path) -> 
     tour = section_code("A release, step by step")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("LSSSDC_PASSPHRASE", None)
+    env.pop("LSSSDC_ACTOR_SECRET", None)
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", tour],
         cwd=tmp_path,

@@ -170,3 +170,25 @@ def test_kill_at_random_instants(site: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         _agree(site)
+
+
+def test_three_prepares_of_one_order_at_once_never_collide(site: Path) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLI, *_prepare(site)],
+            cwd=site,
+            env={**os.environ, "LSSSDC_PASSPHRASE": PASSPHRASE},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (_out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+        assert "internal error" not in err
+    attempts = sorted(d.name for d in (site / "work" / ORDER).iterdir() if not d.name.startswith("."))
+    assert attempts == ["1", "2", "3", "4"]  # the approved first one and three new ones
+    assert [k for k, _ in _entries(site)].count("prepare") == 4
+    _agree(site)

@@ -229,10 +229,39 @@ def test_a_rejection_is_final_for_its_content_even_when_prepared_again(site) -> 
 
 
 def test_the_preparer_cannot_approve_their_own_candidate(site) -> None:
+    from lsssdc import policy as P
+    from lsssdc.release import pipeline
+
+    # an actor with both roles prepares, then tries to approve what they prepared
+    own = pipeline.prepare(
+        P.load_policy(policy_path(DAGLIG[0])),
+        P.load_order(order_path(DAGLIG[1])),
+        site["small"].register,
+        keystore=site["store"],
+        work_dir=site["root"] / "work",
+        inputs=[],
+        ledger=site["ledger"],
+        actor="preparer-reviewer",
+    )
+    with pytest.raises(LsssdcError) as info:
+        release.approve(own.path, "preparer-reviewer", site["store"], site["ledger"])
+    assert "four eyes" in str(info.value)
+    _deliver_refused(site, own.path)
+    # and an actor without the reviewer role cannot approve at all
     with pytest.raises(LsssdcError) as info:
         release.approve(site["cand"], "ordering-service", site["store"], site["ledger"])
-    assert "four eyes" in str(info.value)
-    _deliver_refused(site, site["cand"])
+    assert "role" in str(info.value)
+
+
+def test_one_passphrase_does_not_sign_as_every_actor(site) -> None:
+    from lsssdc.identity.keystore import KeyStore
+    from tests.release.conftest import PASSPHRASE
+
+    store = KeyStore.open(site["store"].path, PASSPHRASE)  # the store's passphrase, no actor secret
+    with pytest.raises(LsssdcError):
+        release.approve(site["cand"], "reviewer-a", store, site["ledger"])
+    with pytest.raises(LsssdcError):
+        store.unlock("reviewer-a", PASSPHRASE)
 
 
 def test_an_approval_replayed_from_another_candidate_does_not_count(site) -> None:

@@ -23,6 +23,7 @@ from lsssdc.audit import person_index as pindex
 from lsssdc.audit.ledger import Ledger
 from lsssdc.cli import run
 from lsssdc.register import synth
+from tests.conftest import ACTOR_SECRET
 
 KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"cli reviewer").digest())
 INDEX_KEY = hashlib.sha256(b"cli audit index").digest()
@@ -232,7 +233,7 @@ def test_key_store_gives_the_signing_key_the_trusted_keys_and_the_index_key(
     passphrase = "a long test passphrase"
     store_path = tmp_path / "keys" / "lsssdc-keys.json"
     store = KeyStore.create(store_path, passphrase, kdf=KdfParams("scrypt", salt=os.urandom(16), log2_n=10))
-    store.add_signer("reviewer")
+    store.add_signer("reviewer", ACTOR_SECRET, ("reviewer",))
     ledger_path = tmp_path / "work" / "ledger.sqlite"
     led = Ledger.open(ledger_path, signer=store.get_signing_key("reviewer"), actor_keys=store.public_keys())
     index = pindex.build(persons[:50], store.audit_index_key())

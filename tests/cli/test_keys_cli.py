@@ -19,6 +19,7 @@ from lsssdc.audit.ledger import Ledger
 from lsssdc.cli import run
 from lsssdc.identity.keystore import KdfParams, KeyStore
 from lsssdc.register.synth import synthesise
+from tests.conftest import ACTOR_SECRET
 
 PASS = "tre små grodor i en bäck"  # non-ASCII on purpose
 NEW_PASS = "an entirely new passphrase 42"
@@ -68,7 +69,9 @@ def _init(
     else:
         KeyStore.create(env["keys"], PASS, apart_from=[env["data"]], kdf=FAST())
     if signer:
-        assert _run(capsys, "keys", "add-signer", "--key-store", env["keys"], "--name", signer)[0] == 0
+        role = "reviewer" if signer.startswith("reviewer") else "custodian"
+        args = ("keys", "add-signer", "--key-store", env["keys"], "--name", signer, "--role", role)
+        assert _run(capsys, *args)[0] == 0
 
 
 def _pseudonymise(capsys, env, out: Path, project: str = "PRJ-1", *extra: str) -> tuple[int, str, str]:
@@ -216,6 +219,7 @@ def test_secrets_appear_in_no_file_and_no_output(capsys, env, monkeypatch) -> No
             store._unwrap(store._doc["root"], {"kind": "root"}),
             store.audit_index_key(),
         ]
+        store.unlock("keyholder", ACTOR_SECRET)
         secrets.append(store.get_signing_key("keyholder").private_bytes_raw())
         for project, entry in store._doc["projects"].items():
             for v in entry["versions"]:

@@ -19,6 +19,8 @@ from lsssdc.identity.keystore import KdfParams, KeyStore, check_apart
 from lsssdc.identity.pseudonym import pseudonymise, reidentify
 
 PASS = "correct horse battery staple"
+ACTOR_A = "reviewer A's own secret"
+ACTOR_B = "somebody else's secret"
 
 
 def _fast() -> KdfParams:
@@ -75,7 +77,7 @@ def test_wrong_passphrase(store: KeyStore, store_path: Path) -> None:
 
 def test_every_changed_byte_is_detected(store: KeyStore, store_path: Path) -> None:
     store.pseudonym_key("PRJ-1", create=True)
-    store.add_signer("reviewer-a")
+    store.add_signer("reviewer-a", ACTOR_A, ("reviewer",))
     raw = store_path.read_bytes()
     seen = set()
     for i in range(len(raw)):  # flip the lowest bit: a digit stays a digit, a letter a letter
@@ -188,7 +190,7 @@ def test_project_rotation_keeps_old_versions(store: KeyStore, store_path: Path) 
 def test_master_rotation_rewraps_and_keeps_pseudonyms(store: KeyStore, store_path: Path) -> None:
     key = store.pseudonym_key("PRJ-1", create=True)
     index_key = store.audit_index_key()
-    store.add_signer("keyholder")
+    store.add_signer("keyholder", ACTOR_A, ("custodian",))
     public = store.public_key("keyholder").public_bytes(Encoding.Raw, PublicFormat.Raw)
     old_doc = json.loads(store_path.read_text())
     assert store.rotate_master() == 2
@@ -202,6 +204,7 @@ def test_master_rotation_rewraps_and_keeps_pseudonyms(store: KeyStore, store_pat
     assert reopened.master_version == 2
     assert reopened.pseudonym_key("PRJ-1").key == key.key
     assert reopened.audit_index_key() == index_key
+    reopened.unlock("keyholder", ACTOR_A)  # an actor's key is not under the master key: unchanged
     signer = reopened.get_signing_key("keyholder")
     assert signer.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == public
     assert reopened.info()["master_history"][0]["version"] == 1
@@ -240,15 +243,26 @@ def test_a_concurrent_change_is_not_overwritten(store: KeyStore, store_path: Pat
 
 
 def test_signing_keys(store: KeyStore, store_path: Path) -> None:
-    public = store.add_signer("reviewer-a")
-    private = KeyStore.open(store_path, PASS).get_signing_key("reviewer-a")
+    public = store.add_signer("reviewer-a", ACTOR_A, ("reviewer",))
+    reopened = KeyStore.open(store_path, PASS)
+    with pytest.raises(KeyStoreError) as err:  # the store's passphrase alone signs as nobody
+        reopened.get_signing_key("reviewer-a")
+    assert _code(err) == "actor_locked"
+    with pytest.raises(KeyStoreError) as err:
+        reopened.unlock("reviewer-a", ACTOR_B)
+    assert _code(err) == "wrong_actor_secret"
+    reopened.unlock("reviewer-a", ACTOR_A)
+    private = reopened.get_signing_key("reviewer-a", role="reviewer")
     public.verify(private.sign(b"approve"), b"approve")
+    with pytest.raises(KeyStoreError) as err:
+        reopened.get_signing_key("reviewer-a", role="preparer")
+    assert _code(err) == "wrong_role"
     assert set(store.public_keys()) == {"reviewer-a"}
     with pytest.raises(KeyStoreError) as err:
         store.get_signing_key("reviewer-b")
     assert _code(err) == "missing_signing_key"
     with pytest.raises(KeyStoreError):
-        store.add_signer("reviewer-a")
+        store.add_signer("reviewer-a", ACTOR_A, ("reviewer",))
 
 
 def test_labelled_sub_keys(store: KeyStore) -> None:
@@ -269,7 +283,7 @@ def test_wrapped_keys_are_bound_to_their_slot(store: KeyStore) -> None:
 
 def test_info_holds_no_key_material(store: KeyStore, store_path: Path) -> None:
     store.pseudonym_key("PRJ-1", create=True)
-    store.add_signer("a")
+    store.add_signer("a", ACTOR_A)
     shown = json.dumps(store.info())
     doc = json.loads(store_path.read_text())
     wrapped = [doc["master"]["ciphertext"], doc["root"]["ciphertext"], doc["kdf"]["salt"], doc["seal"]]
@@ -278,3 +292,25 @@ def test_info_holds_no_key_material(store: KeyStore, store_path: Path) -> None:
     assert not any(w in shown for w in wrapped)
     assert not any(s.hex() in shown for s in secrets)
     assert "ciphertext" not in shown and "nonce" not in shown
+
+
+def test_roles_are_bound_to_the_key(store: KeyStore, store_path: Path) -> None:
+    """Editing an actor's roles in the file (and resealing, as the passphrase holder could)
+    makes that actor's key unusable rather than giving it the new role."""
+    store.add_signer("reviewer-a", ACTOR_A, ("reviewer",))
+    doc = store._copy()
+    doc["signers"]["reviewer-a"]["roles"] = ["preparer", "reviewer"]
+    store._commit(doc)
+    reopened = KeyStore.open(store_path, PASS)
+    with pytest.raises(KeyStoreError) as err:
+        reopened.unlock("reviewer-a", ACTOR_A)
+    assert _code(err) == "wrong_actor_secret"
+
+
+def test_an_actor_needs_a_real_secret_and_known_roles(store: KeyStore) -> None:
+    with pytest.raises(KeyStoreError):
+        store.add_signer("a", "short", ("reviewer",))
+    with pytest.raises(KeyStoreError):
+        store.add_signer("a", ACTOR_A, ("superuser",))
+    with pytest.raises(KeyStoreError):
+        store.add_signer("a", ACTOR_A, ())

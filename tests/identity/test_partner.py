@@ -19,6 +19,7 @@ from lsssdc.identity import pseudonym as ps
 from lsssdc.policy import load_order, load_policy
 from lsssdc.register import synth
 from lsssdc.tables_io import write_table
+from tests.conftest import ACTOR_SECRET
 
 PROJECT = "lss-fk-2026"
 KEY = "personnummer"
@@ -279,7 +280,7 @@ def agency(tmp_path, monkeypatch):
     cheap = KdfParams("argon2id", os.urandom(16), iterations=1, lanes=1, memory_kib=8 * 1024)
     store = KeyStore.create(tmp_path / "keys" / "store.json", "correct horse battery staple", kdf=cheap)
     store.pseudonym_key(PROJECT, create=True)
-    store.add_signer("key-holder")
+    store.add_signer("key-holder", ACTOR_SECRET, ("custodian",))
     Ledger.open(tmp_path / "audit" / "ledger.sqlite", signer=Ed25519PrivateKey.generate()).close()
     (tmp_path / "data").mkdir()
     (tmp_path / "partner").mkdir()

@@ -44,6 +44,7 @@ from lsssdc.register import synth
 from lsssdc.release import pipeline
 from lsssdc.release.candidate import DECISIONS, Candidate
 from lsssdc.shipped import folder as _shipped_folder
+from tests.conftest import ACTOR_SECRET, roles_for
 
 SHIPPED = _shipped_folder()
 
@@ -67,7 +68,7 @@ def fast_kdf() -> KdfParams:
 def make_keystore(path: Path, signers: Iterable[str] = SIGNERS) -> KeyStore:
     store = KeyStore.create(path, PASSPHRASE, kdf=fast_kdf())
     for name in signers:
-        store.add_signer(name)
+        store.add_signer(name, ACTOR_SECRET, roles_for(name))
     return store
 
 
@@ -348,3 +349,11 @@ def copy_ledger(ledger_path: Path, folder: Path) -> Path:
     target = folder / ledger_path.name
     shutil.copyfile(ledger_path, target)
     return target
+
+
+def open_store(path: Path) -> KeyStore:
+    """A test key store opened again, with every test actor's key unlocked."""
+    store = KeyStore.open(path, PASSPHRASE)
+    for name in store.signers():
+        store.unlock(name, ACTOR_SECRET)
+    return store

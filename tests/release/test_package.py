@@ -21,13 +21,13 @@ from lsssdc.release.candidate import DECISIONS
 from tests.release.conftest import (
     DAGLIG,
     MORTALITY,
-    PASSPHRASE,
     Release,
     copy_candidate,
     copy_ledger,
     files_under,
     make_keystore,
     open_ledger,
+    open_store,
     order_path,
     policy_path,
     prepare_order,
@@ -175,7 +175,7 @@ def test_policy_and_order_are_the_files_used(linked) -> None:
 
 
 def _prepare_and_deliver(result, keys_file: Path, pol: Path, order: Path, root: Path) -> tuple[Path, Path]:
-    store = KeyStore.open(keys_file, PASSPHRASE)
+    store = open_store(keys_file)
     with open_ledger(root / "audit" / "ledger.sqlite", store) as book:
         cand = prepare_order(result, pol, order, store, root / "work", book)
         release.approve(cand.path, "reviewer-a", store, book)

@@ -94,7 +94,11 @@ def _keystore(path: Path):
 def _keystore_signing_key(key_store: Path, actor: str | None):
     if actor is None:
         raise KeyStoreError(Problem("no_actor", "--key-store needs --actor NAME (whose key signs)"))
-    return _keystore(key_store).get_signing_key(actor)
+    from lsssdc.cli.keys import read_actor_secret
+
+    store = _keystore(key_store)
+    store.unlock(actor, read_actor_secret(actor))
+    return store.get_signing_key(actor)
 
 
 def _actor_keys(specs: list[str]) -> dict[str, Any] | None:

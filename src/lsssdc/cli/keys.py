@@ -20,7 +20,13 @@ import typer
 
 from lsssdc.cli import app
 from lsssdc.errors import EXIT_OK, InputDataError, KeyStoreError, LsssdcError, Problem
-from lsssdc.identity.keystore import ENV_NEW_PASSPHRASE, ENV_PASSPHRASE, KeyStore, check_apart
+from lsssdc.identity.keystore import (
+    ENV_ACTOR_SECRET,
+    ENV_NEW_PASSPHRASE,
+    ENV_PASSPHRASE,
+    KeyStore,
+    check_apart,
+)
 
 keys_app = typer.Typer(
     help="Create, rotate and inspect the encrypted key store (passphrase from LSSSDC_PASSPHRASE or a prompt).",
@@ -45,9 +51,28 @@ def read_passphrase(*, new: bool = False, confirm: bool = False) -> str:
     return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm))
 
 
-def open_keystore(path: Path) -> KeyStore:
-    """Open a key store with the passphrase from the environment or a hidden prompt."""
-    return KeyStore.open(path, read_passphrase())
+def open_keystore(path: Path, actor: str | None = None) -> KeyStore:
+    """Open a key store with the passphrase from the environment or a hidden prompt; with
+    ``actor``, also unlock that actor's signing key with the actor's own secret."""
+    store = KeyStore.open(path, read_passphrase())
+    if actor is not None:
+        store.unlock(actor, read_actor_secret(actor))
+    return store
+
+
+def read_actor_secret(actor: str, *, confirm: bool = False) -> str:
+    """An actor's own secret: ``LSSSDC_ACTOR_SECRET``, else a hidden prompt; never an argument."""
+    value = os.environ.get(ENV_ACTOR_SECRET)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise KeyStoreError(
+            Problem(
+                "no_actor_secret",
+                f"no secret for actor '{actor}': set {ENV_ACTOR_SECRET} or run the command in a terminal",
+            )
+        )
+    return str(typer.prompt(f"Secret of actor '{actor}'", hide_input=True, confirmation_prompt=confirm))
 
 
 def _sha256(path: Path) -> str:
@@ -148,7 +173,9 @@ def rotate(
     Example: lsssdc keys rotate --key-store /secure/keys/lsssdc-keys.json
     """
     _check_ledger_args(ledger, actor)
-    store = open_keystore(key_store)
+    store = open_keystore(key_store, actor)
+    if actor is not None:
+        store.get_signing_key(actor, role="custodian")  # rotating keys is the custodian's
     if project is not None:
         if new_passphrase:
             raise InputDataError(
@@ -219,17 +246,30 @@ def show(
 def add_signer(
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     name: str = typer.Option(..., "--name", help="The actor (reviewer, key holder) the key belongs to."),
+    role: list[str] = typer.Option(
+        ...,
+        "--role",
+        help="preparer (prepare, deliver), reviewer (approve, reject) or custodian (keys); repeatable.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
-    """Generate an Ed25519 signing key for a named actor (ledger entries, approvals).
+    """Generate an Ed25519 signing key for a named actor in one or more roles.
 
-    Example: lsssdc keys add-signer --key-store /secure/keys/lsssdc-keys.json --name reviewer-a
+    The key is protected by the actor's own secret (LSSSDC_ACTOR_SECRET or a prompt), not by
+    the store's passphrase, so nobody signs as another actor.
+    Example: LSSSDC_ACTOR_SECRET=... lsssdc keys add-signer --key-store keys.json --name reviewer-a --role reviewer
     """
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     store = open_keystore(key_store)
-    public = store.add_signer(name).public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-    _emit({"name": name, "public_key": public}, as_json, [f"signer {name}: Ed25519 public key {public}"])
+    secret = read_actor_secret(name, confirm=True)
+    public = store.add_signer(name, secret, role).public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    roles = store.roles(name)
+    _emit(
+        {"name": name, "public_key": public, "roles": roles},
+        as_json,
+        [f"signer {name} ({', '.join(roles)}): Ed25519 public key {public}"],
+    )
     return EXIT_OK
 
 
@@ -255,8 +295,8 @@ def delete_project(
         )
     if not reason.strip():
         raise InputDataError(Problem("no_reason", "give a --reason"))
-    store = open_keystore(key_store)
-    store.get_signing_key(actor)  # fail before anything is destroyed
+    store = open_keystore(key_store, actor)
+    store.get_signing_key(actor, role="custodian")  # fail before anything is destroyed
     versions = store.delete_project(project)
     payload = {"store_id": store.store_id, "project": project, "key_versions": versions, "reason": reason}
     _log(ledger, store, "key_delete", actor, payload)
@@ -390,8 +430,8 @@ def reidentify_cmd(
         raise InputDataError(
             Problem("column_exists", "the input already has a 'personnummer' column", file=str(input_file))
         )
-    store = open_keystore(key_store)
-    store.get_signing_key(actor)  # no signing key, no re-identification
+    store = open_keystore(key_store, actor)
+    store.get_signing_key(actor, role="custodian")  # no custodian's key, no re-identification
     keys = store.pseudonym_keys(project)
     try:
         personnummer = reidentify(df[column], keys, column=column)

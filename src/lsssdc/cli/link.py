@@ -121,9 +121,9 @@ def export_key(
     if out.exists():
         raise InputDataError(Problem("file_exists", "refusing to overwrite an existing file", file=str(out)))
     recipient_key = partner.load_public_key(_read(public_key, "public key"), source=str(public_key))
-    store = open_keystore(key_store)
+    store = open_keystore(key_store, actor)
     key = store.pseudonym_key(project, key_version)
-    signer = store.get_signing_key(actor)
+    signer = store.get_signing_key(actor, role="custodian")  # exporting a key is the custodian's
     with Ledger.open(ledger, signer=signer, actor_keys=store.public_keys(), create=False) as book:
         export = partner.export_key(key, recipient, recipient_key, ledger=book, actor=actor)
     partner.write_key_file(export, out)

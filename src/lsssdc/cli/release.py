@@ -25,11 +25,11 @@ def _sha256(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _session(key_store: Path, ledger: Path) -> Iterator[tuple[Any, Any]]:
-    """The key store and the ledger (trusting the store's signers), closed afterwards."""
+def _session(key_store: Path, ledger: Path, actor: str) -> Iterator[tuple[Any, Any]]:
+    """The key store with ``actor``'s key unlocked and the ledger (trusting the store's signers)."""
     from lsssdc.audit.ledger import Ledger
 
-    store = open_keystore(key_store)
+    store = open_keystore(key_store, actor)
     book = Ledger.open(ledger, actor_keys=store.public_keys())
     try:
         yield store, book
@@ -91,7 +91,7 @@ def prepare(
         others[name] = df
         inputs.append(pipeline.Input(f"{name}:{path.name}", _sha256(path), len(df)))
     with (
-        _session(key_store, ledger) as (store, book),
+        _session(key_store, ledger, actor) as (store, book),
         working("preparing the candidate (linkage, pseudonyms, disclosure control)"),
     ):
         c = pipeline.prepare(
@@ -139,7 +139,7 @@ def approve(
     """
     from lsssdc import release
 
-    with _session(key_store, ledger) as (store, book):
+    with _session(key_store, ledger, reviewer) as (store, book):
         rec = release.approve(candidate, reviewer, store, book)
     if as_json:
         typer.echo(json.dumps(rec, indent=2, sort_keys=True))
@@ -163,7 +163,7 @@ def reject(
     """
     from lsssdc import release
 
-    with _session(key_store, ledger) as (store, book):
+    with _session(key_store, ledger, reviewer) as (store, book):
         rec = release.reject(candidate, reviewer, reason, store, book)
     if as_json:
         typer.echo(json.dumps(rec, indent=2, sort_keys=True))
@@ -189,7 +189,7 @@ def deliver(
     """
     from lsssdc import release
 
-    with _session(key_store, ledger) as (store, book), working("writing the delivery package"):
+    with _session(key_store, ledger, actor) as (store, book), working("writing the delivery package"):
         result = release.deliver(candidate, to, store, book, actor)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

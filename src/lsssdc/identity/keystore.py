@@ -12,8 +12,10 @@ enumerate the personnummer space and re-identify a delivery. Hence:
   Deleting a project removes its wrapped secrets, so its pseudonyms can never be reversed or
   re-made again (retention); a tombstone keeps the id from being reused by accident.
 * A random **root secret** gives labelled HKDF sub-keys for other uses (the audit-index key).
-* An **Ed25519 signing key** per named actor (reviewers, key holders) is stored wrapped too;
-  the public keys are kept in clear for verification.
+* An **Ed25519 signing key** per named actor is wrapped under a key derived (same KDF) from
+  that actor's own secret, with the actor's roles (preparer, reviewer, custodian) bound in:
+  the store's passphrase verifies every actor but signs as none, so one person cannot act in
+  two roles with one secret. The public keys are kept in clear for verification.
 * Each wrapped item binds its identity (store id, kind, name, version) as AES-GCM associated
   data, so items cannot be swapped between slots. The master key binds the format, version and
   KDF parameters. The whole document is sealed by an HMAC-SHA256 under a sub-key of the master
@@ -72,6 +74,10 @@ except ImportError:  # pragma: no cover - depends on the installed cryptography
 FORMAT = "lsssdc-keystore"
 STORE_VERSION = 1
 ENV_PASSPHRASE = "LSSSDC_PASSPHRASE"
+#: an actor's own secret (opens only that actor's signing key)
+ENV_ACTOR_SECRET = "LSSSDC_ACTOR_SECRET"
+#: what an actor may sign: prepare and deliver; approve and reject; re-identify and export keys
+ROLES = ("custodian", "preparer", "reviewer")
 ENV_NEW_PASSPHRASE = "LSSSDC_NEW_PASSPHRASE"
 MIN_PASSPHRASE = 12
 AUDIT_INDEX_LABEL = "audit-index"
@@ -297,6 +303,8 @@ class KeyStore:
         self._raw = raw
         self._kek = kek
         self._master = master
+        #: actors' signing keys opened with their own secrets in this process
+        self._unlocked: dict[str, Ed25519PrivateKey] = {}
 
     def __repr__(self) -> str:
         return f"KeyStore({str(self.path)!r})"
@@ -607,7 +615,11 @@ class KeyStore:
             },
             "deleted_projects": dict(sorted(self._doc["deleted_projects"].items())),
             "signers": {
-                name: {"public_key": entry["public_key"], "created": entry.get("created")}
+                name: {
+                    "public_key": entry["public_key"],
+                    "created": entry.get("created"),
+                    "roles": entry.get("roles"),
+                }
                 for name, entry in sorted(self._doc["signers"].items())
             },
         }
@@ -735,29 +747,120 @@ class KeyStore:
     def signers(self) -> list[str]:
         return sorted(self._doc["signers"])
 
-    def add_signer(self, name: str) -> Ed25519PublicKey:
-        """Generate and store an Ed25519 signing key for a named actor; returns its public key."""
+    def add_signer(
+        self, name: str, secret: str, roles: Iterable[str] = ("preparer",), *, kdf: KdfParams | None = None
+    ) -> Ed25519PublicKey:
+        """Generate an Ed25519 signing key for a named actor in the given roles; returns its public key.
+
+        The private key is wrapped under a key derived from the actor's own ``secret``, not under
+        the store's master key: whoever opens the store with its passphrase can verify every
+        actor but sign as none of them. The roles are bound into the wrapping, so editing them
+        in the file makes the key unusable.
+        """
         self._check_name(name)
+        wanted = self._check_roles(roles)
         if name in self._doc["signers"]:
             raise KeyStoreError(
                 Problem("signer_exists", f"actor '{name}' already has a signing key", file=str(self.path))
             )
+        if len(unicodedata.normalize("NFC", secret or "")) < MIN_PASSPHRASE:
+            raise KeyStoreError(
+                Problem("weak_secret", f"an actor's secret must have at least {MIN_PASSPHRASE} characters")
+            )
+        params = kdf or dataclasses.replace(
+            KdfParams.from_dict(self._doc["kdf"], self.path), salt=os.urandom(16)
+        )
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        raw = private.private_bytes_raw()
-        doc = self._copy()
-        doc["signers"][name] = self._wrap(
-            raw, {"kind": "signer", "name": name}, {"created": _now(), "public_key": public.hex()}
+        nonce = os.urandom(_NONCE)
+        ct = AESGCM(params.derive(secret)).encrypt(
+            nonce, private.private_bytes_raw(), self._actor_aad(name, wanted)
         )
+        doc = self._copy()
+        doc["signers"][name] = {
+            "created": _now(),
+            "public_key": public.hex(),
+            "roles": wanted,
+            "wrap": "actor-secret",
+            "kdf": params.to_dict(),
+            "nonce": _b64(nonce),
+            "ciphertext": _b64(ct),
+        }
         self._commit(doc)
+        self._unlocked[name] = private
         return private.public_key()
 
-    def get_signing_key(self, name: str) -> Ed25519PrivateKey:
-        """The actor's Ed25519 private key (for ledger entries and approvals)."""
+    def _actor_aad(self, name: str, roles: list[str]) -> bytes:
+        return _canonical({"store_id": self._doc["store_id"], "kind": "signer", "name": name, "roles": roles})
+
+    def _check_roles(self, roles: Iterable[str]) -> list[str]:
+        wanted = sorted(set(roles))
+        unknown = [r for r in wanted if r not in ROLES]
+        if not wanted or unknown:
+            raise KeyStoreError(
+                Problem(
+                    "bad_role",
+                    f"roles are {', '.join(ROLES)}" + (f"; not {', '.join(unknown)}" if unknown else ""),
+                )
+            )
+        return wanted
+
+    def roles(self, name: str) -> list[str]:
+        """The roles the actor was given (bound into the wrapping of their key)."""
+        return list(self._signer(name).get("roles") or [])
+
+    def unlock(self, name: str, secret: str) -> None:
+        """Open an actor's signing key with that actor's own secret, for this process only."""
         entry = self._signer(name)
-        private = Ed25519PrivateKey.from_private_bytes(self._unwrap(entry, {"kind": "signer", "name": name}))
+        if entry.get("wrap") != "actor-secret":
+            raise KeyStoreError(
+                Problem(
+                    "legacy_signer",
+                    f"actor '{name}' has no secret of their own (made before per-actor secrets)",
+                    file=str(self.path),
+                    hint="add the actor again under a new name with: lsssdc keys add-signer",
+                )
+            )
+        params = KdfParams.from_dict(entry.get("kdf"), self.path)
+        try:
+            raw = AESGCM(params.derive(secret)).decrypt(
+                _decode_b64(entry.get("nonce"), self.path, "signer nonce"),
+                _decode_b64(entry.get("ciphertext"), self.path, "signer"),
+                self._actor_aad(name, list(entry.get("roles") or [])),
+            )
+        except InvalidTag:
+            raise KeyStoreError(
+                Problem(
+                    "wrong_actor_secret",
+                    f"the secret does not open the signing key of '{name}' (or its roles were changed)",
+                    file=str(self.path),
+                )
+            ) from None
+        private = Ed25519PrivateKey.from_private_bytes(raw)
         if private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex() != entry["public_key"]:
             raise _damaged(self.path, f"the signing key of '{name}' does not match its public key")
+        self._unlocked[name] = private
+
+    def get_signing_key(self, name: str, role: str | None = None) -> Ed25519PrivateKey:
+        """The actor's Ed25519 private key, once unlocked with their secret, if they hold ``role``."""
+        entry = self._signer(name)
+        if role is not None and role not in (entry.get("roles") or []):
+            raise KeyStoreError(
+                Problem(
+                    "wrong_role",
+                    f"actor '{name}' does not have the role '{role}' (roles: {', '.join(entry.get('roles') or []) or 'none'})",
+                    file=str(self.path),
+                )
+            )
+        private = self._unlocked.get(name)
+        if private is None:
+            raise KeyStoreError(
+                Problem(
+                    "actor_locked",
+                    f"the signing key of '{name}' needs that actor's own secret",
+                    hint=f"set {ENV_ACTOR_SECRET} or answer the prompt",
+                )
+            )
         return private
 
     def public_key(self, name: str) -> Ed25519PublicKey:
@@ -807,7 +910,9 @@ class KeyStore:
                 for v, e in entry["versions"].items()
             },
             "signers": {
-                n: self._unwrap(e, {"kind": "signer", "name": n}) for n, e in self._doc["signers"].items()
+                n: self._unwrap(e, {"kind": "signer", "name": n})
+                for n, e in self._doc["signers"].items()
+                if e.get("wrap") != "actor-secret"  # under the actor's own secret: unchanged
             },
         }
         if new_passphrase is not None and len(unicodedata.normalize("NFC", new_passphrase)) < MIN_PASSPHRASE:

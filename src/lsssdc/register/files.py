@@ -61,7 +61,8 @@ def _text(s: pd.Series) -> pa.StringArray:
     Trimming is skipped when no byte of the column could be whitespace (the usual case), which
     saves a pass over every value of a large file."""
     arr = s.astype("string[pyarrow]").array.__arrow_array__()
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if isinstance(arr, pa.ChunkedArray):  # one chunk, as read_table gives, is used as is (no copy)
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     if arr.type != pa.large_string():  # the type pandas keeps its text in
         arr = arr.cast(pa.large_string())
     n = len(arr)

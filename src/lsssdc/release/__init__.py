@@ -36,7 +36,7 @@ def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict
     these bytes, no rejection of them, and the reviewer is not the one who prepared them.
     """
     c = load(path)
-    key = keystore.get_signing_key(reviewer)
+    key = keystore.get_signing_key(reviewer, role="reviewer")
     approval.check_intact(c)
     h = _history(c, keystore, ledger)
     prepared = decisions.require_prepared(h, _where(c))
@@ -89,7 +89,7 @@ def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: 
             )
         )
     c = load(path)
-    key = keystore.get_signing_key(reviewer)
+    key = keystore.get_signing_key(reviewer, role="reviewer")
     decisions.check_ledger(ledger)
     record = approval.rejection_record(c, reviewer, reason, key)
     ledger.append(
@@ -148,7 +148,7 @@ def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor:
     h, _needed = deliverable(c, keystore, ledger)
     target = Path(to)
     index = _person_index(c, keystore) if c.manifest.get("kind") != "tables" else None
-    signer = keystore.get_signing_key(actor)
+    signer = keystore.get_signing_key(actor, role="preparer")
     identifiers = (h.prepared.payload if h.prepared else {}).get("identifiers") or ["personnummer"]
     first = h.reviewers[0]
     recorded: dict[str, Any] = {}

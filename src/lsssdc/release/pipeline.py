@@ -531,7 +531,10 @@ def prepare(
         }
         try:
             ledger.append(
-                "prepare" if releasable else "refuse", actor, payload, signer=keystore.get_signing_key(actor)
+                "prepare" if releasable else "refuse",
+                actor,
+                payload,
+                signer=keystore.get_signing_key(actor, role="preparer"),
             )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
