@@ -205,8 +205,9 @@ print(
 # ## The files
 #
 # Each table is written as CSV (UTF-8 with a byte order mark, so Excel shows å, ä, ö), as an
-# Excel workbook, and as a JSON description; `audit.json` holds the attacker's result for the
-# reviewer. The bytes depend only on the tables, so the same inputs give the same files.
+# Excel workbook, and as a JSON description; `audit.json` holds only the audit's statement
+# (passed, the attacker's model, counts). Every hidden cell shows the same mark and note. The
+# bytes depend only on the tables, so the same inputs give the same files.
 
 # %%
 written = write_tables(both, OUT, both_audit)

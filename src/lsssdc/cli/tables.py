@@ -24,8 +24,10 @@ def tables(
     out: Path = typer.Option(Path("tables"), "--out", help="Directory for the tables (CSV, xlsx, JSON)."),
     as_json: bool = typer.Option(False, "--json", help="Print the audit summary as JSON."),
 ) -> int:
-    """Build the ordered tables, hide small cells and enough others, audit them with an attacker's
-    linear programmes, and write them with ".." for hidden cells. Refused (exit 1) if the audit fails.
+    """DRAFT tables, not for publication: build the ordered tables, hide small cells and enough
+    others, audit them with an attacker's linear programmes, and write them with ".." for hidden
+    cells (refused, exit 1, if the audit fails). Nothing is approved or logged: publishable
+    tables come only from prepare, approve and deliver.
 
     Example: lsssdc tables --policy public-tables --order kommun-tables-2023
     --register lss.parquet --out tables/
@@ -44,7 +46,8 @@ def tables(
     else:
         audit = summary["audit"].get("summary", {})
         typer.echo(
-            f"tables for order {ordr.order_id}: audit {'passed' if audit.get('passed', True) else 'FAILED'}"
+            f"DRAFT tables for order {ordr.order_id} (not for publication: not reviewed, approved or logged): "
+            f"audit {'passed' if audit.get('passed', True) else 'FAILED'}"
         )
         for f in summary["files"]:
             typer.echo(f"  {f}")

@@ -13,7 +13,10 @@ Per table three files are written, each atomically:
   rules, counts of primary and secondary suppressions, the relation model and the audit's
   summary for the table.
 
-With an audit report, ``audit.json`` holds the attacker's full result for the reviewer.
+With an audit report, ``audit.json`` holds only the audit's statement (passed, the attacker's
+model, counts); the attacker's full result, with an interval per hidden cell, is written for
+the reviewer apart from the tables and never published. Every hidden cell has the same mark
+and the same note: telling small cells from secondary ones would give their bound.
 """
 
 from __future__ import annotations
@@ -32,37 +35,20 @@ import pandas as pd
 
 from lsssdc.disclosure.audit import AuditReport
 from lsssdc.disclosure.tables import (
-    PRIMARY,
     PUBLISHED,
-    REASON_DOMINANCE,
-    REASON_FREQUENCY,
-    REASON_P,
-    REASON_ZERO,
-    SECONDARY,
     UNION,
     ProtectedTables,
     Table,
 )
+from lsssdc.errors import DisclosureRefused, Problem
 from lsssdc.tables_io import atomic_path
 
 HIDDEN = ".."
+#: the reviewer's full audit (intervals of hidden cells): kept in the candidate, never delivered
+REVIEW_AUDIT = "table-audit.json"
 #: What each mark means, in Swedish (the files) and English (the description).
 LEGEND = {
     "..": ("Uppgift undertryckt av sekretesskäl", "Hidden for confidentiality"),
-    "frequency": ("färre än {t} personer (primär undertryckning)", "fewer than {t} persons (primary)"),
-    "zero": ("nollcell undertryckt (primär undertryckning)", "zero cell hidden (primary)"),
-    "dominance": (
-        "några få personer står för det mesta av summan (primär undertryckning)",
-        "a few persons make up most of the sum (primary, dominance rule)",
-    ),
-    "p_percent": (
-        "summan skulle röja en enskild persons värde för nära (primär undertryckning)",
-        "the sum would reveal one person's value too closely (primary, p% rule)",
-    ),
-    "secondary": (
-        "undertryckt för att skydda en annan cell (sekundär undertryckning)",
-        "hidden to protect another cell (secondary)",
-    ),
     "union": (
         "personer räknas en gång: totalen kan vara mindre än summan av delarna",
         "persons counted once: the total can be less than the sum of its parts",
@@ -70,26 +56,15 @@ LEGEND = {
 }
 
 
-def _notes(table: Table, status: np.ndarray, reason: np.ndarray, threshold: int) -> np.ndarray:
-    """The notes column: why a cell is hidden, and whether a margin is not a sum."""
-    n = table.size
-    parts: list[np.ndarray] = []
-    for bit, key in (
-        (REASON_FREQUENCY, "frequency"),
-        (REASON_ZERO, "zero"),
-        (REASON_DOMINANCE, "dominance"),
-        (REASON_P, "p_percent"),
-    ):
-        text = LEGEND[key][0].format(t=threshold)
-        parts.append(np.where((status == PRIMARY) & ((reason & bit) > 0), text, ""))
-    parts.append(np.where(status == SECONDARY, LEGEND["secondary"][0], ""))
-    union = np.zeros(n, bool)
+def _notes(table: Table, status: np.ndarray) -> np.ndarray:
+    """The notes column: one and the same note for every hidden cell (saying which cells are
+    small would give their bound), and for a published persons margin that it is not a sum."""
     rel = table.relations
+    union = np.zeros(table.size, bool)
     union[rel.parent[rel.kind == UNION]] = True
-    parts.append(np.where(union & (status == PUBLISHED), LEGEND["union"][0], ""))
-    out = np.full(n, "", dtype=object)
-    for p in parts:
-        out = np.where((out != "") & (p != ""), out + "; " + p, np.where(p != "", p, out))
+    out = np.full(table.size, "", dtype=object)
+    out[status != PUBLISHED] = LEGEND[".."][0]
+    out[union & (status == PUBLISHED)] = LEGEND["union"][0]
     return out
 
 
@@ -106,7 +81,6 @@ def table_frame(protected: ProtectedTables, i: int) -> pd.DataFrame:
     """The rows of table ``i`` as they are published: codes, labels, value or "..", notes."""
     t = protected.tables[i]
     status = np.asarray(protected.status[i])
-    reason = np.asarray(protected.reason[i])
     cols: dict[str, Any] = {}
     for j, d in enumerate(t.dims):
         h = t.hierarchies[d]
@@ -114,7 +88,7 @@ def table_frame(protected: ProtectedTables, i: int) -> pd.DataFrame:
         cols[d] = np.asarray(h.codes, dtype=object)[node]
         cols[f"{d}_text"] = np.asarray(h.labels, dtype=object)[node]
     cols["value"] = _format_values(t, status)
-    cols["notes"] = _notes(t, status, reason, protected.rules.frequency.threshold)
+    cols["notes"] = _notes(t, status)
     return pd.DataFrame(cols)
 
 
@@ -238,23 +212,57 @@ def describe(protected: ProtectedTables, i: int, audit: AuditReport | None = Non
     )
     desc["rules"] = protected.rules.to_dict()
     desc["threshold"] = protected.rules.frequency.threshold
-    desc["suppressed"] = {
-        "primary": int((status == PRIMARY).sum()),
-        "secondary": int((status == SECONDARY).sum()),
+    desc["cells"] = {
+        "hidden": int((status != PUBLISHED).sum()),
         "published": int((status == PUBLISHED).sum()),
     }
-    desc["legend"] = {k: {"sv": sv, "en": en} for k, (sv, en) in LEGEND.items()}
+    desc["legend"] = {k: {"sv": LEGEND[k][0], "en": LEGEND[k][1]} for k in ("..", "union")}
     if audit is not None:
-        cells = audit.cells[audit.cells["table"] == t.name] if len(audit.cells) else audit.cells
-        fails = [f for f in audit.failures if f["table"] == t.name]
         desc["audit"] = {
-            "passed": not fails,
+            "passed": not [f for f in audit.failures if f["table"] == t.name],
             "attacker": audit.summary.get("attacker"),
-            "sensitive_cells": int(cells["sensitive"].sum()) if len(cells) else 0,
-            "failed_cells": len(fails),
-            "exact_intervals": int(cells["exact"].sum()) if len(cells) else 0,
         }
     return desc
+
+
+def audit_statement(protected: ProtectedTables, audit: AuditReport) -> dict[str, Any]:
+    """What may travel with published tables about their audit: that it passed, the attacker's
+    model and counts. Never a hidden value, an interval, or which hidden cells are small."""
+    return {
+        "passed": bool(audit.passed),
+        "attacker": audit.summary.get("attacker"),
+        "tables": [
+            {"name": t.name, "hidden_cells": int((np.asarray(st) != PUBLISHED).sum()), "cells": int(t.size)}
+            for t, st in zip(protected.tables, protected.status, strict=True)
+        ],
+        "note": "the reviewer's full audit (the attacker's interval for every hidden cell) stays with "
+        "the agency and is never published",
+    }
+
+
+def check_outgoing(protected: ProtectedTables, i: int, csv_data: bytes, desc: dict[str, Any]) -> None:
+    """The last check before a table file is written: read the bytes back as a reader would and
+    refuse if a hidden cell shows anything but the mark, or the description holds cell values."""
+    t = protected.tables[i]
+    status = np.asarray(protected.status[i])
+    rows = list(csv.reader(io.StringIO(csv_data.decode("utf-8-sig"))))
+    header, body = rows[0], rows[1:]
+    col, notes = header.index("value"), header.index("notes")
+    shown = np.array([r[col] for r in body], dtype=object)
+    note = np.array([r[notes] for r in body], dtype=object)
+    hidden = status != PUBLISHED
+    if len(body) != t.size or (shown[hidden] != HIDDEN).any() or len(set(note[hidden])) > 1:
+        raise DisclosureRefused(
+            Problem(
+                "hidden_value_outgoing",
+                f"table '{t.name}': a hidden cell would be written; nothing was written",
+            )
+        )
+    text = json.dumps(desc, default=_jsonable)
+    if any(f'"{k}":' in text for k in ("lower", "upper", "value", "values", "bounds")):
+        raise DisclosureRefused(
+            Problem("hidden_value_outgoing", f"table '{t.name}': its description holds cell values")
+        )
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -287,26 +295,32 @@ def write_tables(
     audit: AuditReport | None = None,
     *,
     xlsx: bool = True,
+    review_dir: str | Path | None = None,
 ) -> list[Path]:
-    """Write every table (CSV, Excel workbook, JSON description) and the audit; return the paths.
+    """Write every table (CSV, Excel workbook, JSON description) and the audit statement; return
+    the paths. The full audit goes to ``review_dir`` only (never next to the tables).
 
     The bytes depend only on the tables, their suppression and the audit: the same inputs give
     the same files.
     """
     out = Path(out_dir)
-    written: list[Path] = []
+    outgoing: list[tuple[Path, bytes]] = []
     for i, t in enumerate(protected.tables):
         frame = table_frame(protected, i)
         csv_data = _csv_bytes(frame)
-        written.append(_write(out / f"{t.name}.csv", csv_data))
+        outgoing.append((out / f"{t.name}.csv", csv_data))
         files = {f"{t.name}.csv": "sha256:" + hashlib.sha256(csv_data).hexdigest()}
         if xlsx:
             xl = _xlsx_bytes(frame, t.name, {"value"})
-            written.append(_write(out / f"{t.name}.xlsx", xl))
+            outgoing.append((out / f"{t.name}.xlsx", xl))
             files[f"{t.name}.xlsx"] = "sha256:" + hashlib.sha256(xl).hexdigest()
         desc = describe(protected, i, audit)
         desc["files"] = files
-        written.append(_write(out / f"{t.name}.json", _json_bytes(desc)))
+        check_outgoing(protected, i, csv_data, desc)  # every table checked before any is written
+        outgoing.append((out / f"{t.name}.json", _json_bytes(desc)))
+    written = [_write(path, data) for path, data in outgoing]
     if audit is not None:
-        written.append(_write(out / "audit.json", _json_bytes(audit.to_dict())))
+        written.append(_write(out / "audit.json", _json_bytes(audit_statement(protected, audit))))
+        if review_dir is not None:  # the full audit, with intervals: for the reviewer only
+            written.append(_write(Path(review_dir) / REVIEW_AUDIT, _json_bytes(audit.to_dict())))
     return written

@@ -469,7 +469,7 @@ def prepare(
     directory, tmp = cand.new_attempt(work_dir, order.order_id)
     releasable = verdict.decision == "releasable"
     if releasable and protected is not None:
-        table_output.write_tables(protected, tmp / "tables", table_report)
+        table_output.write_tables(protected, tmp / "tables", table_report, review_dir=tmp)
     if releasable and data is not None:
         data.to_parquet(tmp / "data.parquet", index=False)
         (tmp / "person_index.bin").write_bytes(person_idx.tags)

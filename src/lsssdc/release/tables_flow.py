@@ -78,9 +78,13 @@ def protect_tables(
         "order_hash": order.hash,
         "years": years,
         "tables": per_table,
-        "audit": report.to_dict(),
+        "audit": report.to_dict(cells=False),  # never the intervals of hidden cells
     }
     return protected, report, summary
+
+
+#: written next to `lsssdc tables` output: a draft, not a release
+DRAFT_NOTICE = "UTKAST-DRAFT.txt"
 
 
 def make_tables(policy: Policy, order: Order, register: pd.DataFrame, out_dir: str | Path) -> dict[str, Any]:
@@ -96,5 +100,13 @@ def make_tables(policy: Policy, order: Order, register: pd.DataFrame, out_dir: s
             )
         )
     files = table_output.write_tables(protected, out_dir, report)
-    summary["files"] = [str(p) for p in files]
+    notice = Path(out_dir) / DRAFT_NOTICE
+    notice.write_text(
+        "UTKAST - INTE FÖR PUBLICERING. Tabellerna är inte granskade, godkända eller loggade.\n"
+        "DRAFT - NOT FOR PUBLICATION. These tables were not reviewed, approved or logged.\n"
+        "Only a package delivered through `lsssdc prepare`, `approve` and `deliver` is publishable.\n",
+        encoding="utf-8",
+    )
+    summary["files"] = [str(p) for p in [*files, notice]]
+    summary["draft"] = True
     return summary
