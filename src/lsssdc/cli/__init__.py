@@ -67,9 +67,17 @@ def _root(
 
 @contextlib.contextmanager
 def working(message: str) -> Iterator[None]:
-    """A spinner on the terminal (stderr) while a long step runs; silent when not a terminal."""
+    """A spinner on the terminal (stderr) while a long step runs; plain lines in a log otherwise
+    (what the step is when it starts, and how long it took when it ends)."""
     if not sys.stderr.isatty():
+        import time
+
+        started = time.monotonic()
+        sys.stderr.write(f"lsssdc: {message} ...\n")
+        sys.stderr.flush()
         yield
+        sys.stderr.write(f"lsssdc: {message}: done in {time.monotonic() - started:.1f} s\n")
+        sys.stderr.flush()
         return
     from rich.console import Console
 

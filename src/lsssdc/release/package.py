@@ -254,6 +254,9 @@ def build_package(
         ):
             if not (tmp / name).exists():
                 continue
+            # a Parquet file is read by its own reader, not as a byte stream, so validators
+            # cannot check a byte count or hash there; MANIFEST.sha256 holds every file's hash
+            streamed = fmt != "parquet"
             resources.append(
                 {
                     "name": name.replace(".", "-"),
@@ -261,8 +264,8 @@ def build_package(
                     "format": fmt,
                     "mediatype": media,
                     "encoding": "utf-8" if fmt == "csv" else None,
-                    "bytes": (tmp / name).stat().st_size,
-                    "hash": "sha256:" + sha256_file(tmp / name),
+                    "bytes": (tmp / name).stat().st_size if streamed else None,
+                    "hash": "sha256:" + sha256_file(tmp / name) if streamed else None,
                     "schema": codebook.table_schema(columns, dtypes),
                 }
             )
