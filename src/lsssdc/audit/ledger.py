@@ -405,6 +405,15 @@ class VerifyReport:
 # --- the ledger -----------------------------------------------------------------------------
 
 
+def open_store(target: str | Path, *, create: bool = True) -> LedgerStore:
+    """The store a ledger target names: ``postgresql://...`` a PostgreSQL database, else a SQLite file."""
+    from lsssdc.audit import postgres
+
+    if postgres.is_url(target):
+        return postgres.PostgresStore(str(target), create=create)
+    return SQLiteStore(target, create=create)
+
+
 class Ledger:
     """An append-only, hash-chained, signed audit ledger.
 
@@ -443,13 +452,14 @@ class Ledger:
         origin: str | None = None,
         create: bool = True,
     ) -> Ledger:
-        """Open the SQLite ledger at ``path``, creating it when missing (unless ``create=False``).
+        """Open the ledger at ``path`` (a SQLite file, or a ``postgresql://`` URL), creating it when
+        missing (unless ``create=False``).
 
         ``signer`` signs entries (when :meth:`append` gets none) and checkpoints; ``actor_keys``
         are the trusted public keys: with them, an entry must be signed by its actor's key.
         ``origin`` names a new ledger in its checkpoints (default: a random identifier).
         """
-        store = SQLiteStore(path, create=create)
+        store = open_store(path, create=create)
         ledger = cls(store, signer=signer, actor_keys=actor_keys, clock=clock)
         if store.created:
             name = origin or f"lsssdc-ledger/{uuid.uuid4().hex}"
@@ -941,3 +951,38 @@ class Ledger:
 
 
 __all__ = ["KINDS", "Checkpoint", "Entry", "Ledger", "Receipt", "VerifyReport", "find_personnummer"]
+
+
+def copy_ledger(source: Ledger, target: str | Path) -> Ledger:
+    """Copy every row of ``source`` into a new, empty ledger at ``target`` (SQLite or PostgreSQL),
+    byte for byte: the same bodies, hashes, signatures, checkpoints and person indexes, so every
+    proof made on the source holds on the copy. The source must verify first; the copy is
+    verified after."""
+    report = source.verify()
+    if not report.ok:
+        raise LedgerIntegrityError(
+            Problem(
+                "ledger_tampered",
+                "the source ledger does not verify; nothing was copied",
+                hint="run lsssdc audit verify",
+            )
+        )
+    store = open_store(target, create=True)
+    if store.count() or store.checkpoints():
+        store.close()
+        raise InputDataError(
+            Problem("ledger_not_empty", "the target ledger is not empty; nothing was copied")
+        )
+    with store.write():
+        for name in ("origin", "size", "head", "frontier"):
+            store.set_meta(name, source.store.get_meta(name) or "")
+        for row in source.store.scan():
+            store.insert_entry(row)
+        for cp in source.store.checkpoints():
+            store.insert_checkpoint(cp)
+        for pi in source.store.person_indexes():
+            store.insert_person_index(pi)
+    copy = Ledger(store, actor_keys=source.actor_keys)
+    if not copy.verify().ok or copy.root() != source.root():
+        raise LedgerIntegrityError(Problem("ledger_copy", "the copy does not verify as the source did"))
+    return copy

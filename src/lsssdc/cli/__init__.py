@@ -92,6 +92,7 @@ from lsssdc.cli import link as _link  # noqa: E402,F401
 from lsssdc.cli import policy as _policy  # noqa: E402,F401
 from lsssdc.cli import register as _register  # noqa: E402,F401
 from lsssdc.cli import release as _release  # noqa: E402,F401
+from lsssdc.cli import review as _review  # noqa: E402,F401
 from lsssdc.cli import tables as _tables  # noqa: E402,F401
 
 

@@ -20,11 +20,15 @@ audit_app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 
 LEDGER_OPTION = typer.Option(
-    ..., "--ledger", "-l", envvar="LSSSDC_LEDGER", help="The ledger file (SQLite); or set LSSSDC_LEDGER."
+    ...,
+    "--ledger",
+    "-l",
+    envvar="LSSSDC_LEDGER",
+    help="The ledger: a SQLite file or a postgresql:// URL; or set LSSSDC_LEDGER.",
 )
 
 
-def _open(path: Path, **kwargs: Any):
+def _open(path: str, **kwargs: Any):
     from lsssdc.audit.ledger import Ledger
 
     return Ledger.open(path, create=False, **kwargs)
@@ -171,7 +175,7 @@ def _summary(payload: dict[str, Any]) -> str:
 
 @audit_app.command("verify")
 def verify(
-    ledger: Path = LEDGER_OPTION,
+    ledger: str = LEDGER_OPTION,
     checkpoint: list[Path] = typer.Option(
         [], "--checkpoint", "-c", help="An exported checkpoint the ledger must extend (repeatable)."
     ),
@@ -234,7 +238,7 @@ def verify(
 
 @audit_app.command("list")
 def list_entries(
-    ledger: Path = LEDGER_OPTION,
+    ledger: str = LEDGER_OPTION,
     kind: str | None = typer.Option(None, "--kind", help="Only entries of this kind (e.g. deliver)."),
     as_json: bool = typer.Option(False, "--json", help="Print the entries as JSON."),
 ) -> int:
@@ -262,7 +266,7 @@ def list_entries(
 @audit_app.command("show")
 def show(
     seq: int = typer.Argument(..., help="The entry's sequence number (1 is the first)."),
-    ledger: Path = LEDGER_OPTION,
+    ledger: str = LEDGER_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the entry as JSON."),
 ) -> int:
     """Show one entry in full.
@@ -287,7 +291,7 @@ def show(
 
 @audit_app.command("person")
 def person(
-    ledger: Path = LEDGER_OPTION,
+    ledger: str = LEDGER_OPTION,
     key_store: Path | None = typer.Option(None, "--key-store", help="Key store holding the audit-index key."),
     index_key_file: Path | None = typer.Option(
         None, "--index-key-file", help="The audit-index key (32 bytes, raw or hex) when no key store is used."
@@ -348,7 +352,7 @@ def person(
 
 @audit_app.command("checkpoint")
 def checkpoint(
-    ledger: Path = LEDGER_OPTION,
+    ledger: str = LEDGER_OPTION,
     out: Path | None = typer.Option(None, "--out", "-o", help="Export the signed checkpoint to this file."),
     key_store: Path | None = typer.Option(
         None, "--key-store", help="Key store holding the actor's signing key."
@@ -389,7 +393,7 @@ def checkpoint(
 @audit_app.command("recover")
 def recover(
     work: Path = typer.Option(Path("work"), "--work", help="The work area of candidates."),
-    ledger: Path = LEDGER_OPTION,
+    ledger: str = LEDGER_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> int:
     """After a crash: check that no candidate or decision file exists without its ledger entry,
@@ -417,3 +421,52 @@ def recover(
             typer.echo(f"NO ENTRY    {p}")
         typer.echo("consistent" if found.ok else "INCONSISTENT: an effect without its ledger entry")
     return EXIT_OK if found.ok else EXIT_REFUSED
+
+
+@audit_app.command("init")
+def init(
+    ledger: str = LEDGER_OPTION,
+    appender_role: str | None = typer.Option(
+        None, "--appender-role", help="A database role that may append but never update or delete."
+    ),
+    origin: str | None = typer.Option(None, "--origin", help="The ledger's name in its checkpoints."),
+) -> int:
+    """Create a ledger: a SQLite file, or the tables, guards and grants in a PostgreSQL database
+    (run again to bring an existing database's guards up to date; entries are never touched).
+
+    Example: lsssdc audit init --ledger postgresql://lsssdc@db.example/ledger --appender-role lsssdc_app
+    """
+    from lsssdc.audit import postgres
+    from lsssdc.audit.ledger import Ledger
+
+    if postgres.is_url(ledger):
+        postgres.init_schema(ledger, appender_role)
+    elif appender_role is not None:
+        raise InputDataError(Problem("usage", "--appender-role is for a PostgreSQL ledger"))
+    led = Ledger.open(ledger, origin=origin)
+    try:
+        typer.echo(f"ledger {led.origin}: {len(led)} entries")
+    finally:
+        led.close()
+    return EXIT_OK
+
+
+@audit_app.command("copy")
+def copy(
+    ledger: str = LEDGER_OPTION,
+    to: str = typer.Option(..., "--to", help="The new ledger: a SQLite file or a postgresql:// URL (empty)."),
+) -> int:
+    """Copy a verified ledger, with its proofs, to a new store (e.g. SQLite to PostgreSQL).
+
+    Example: lsssdc audit copy --ledger ledger.sqlite --to postgresql://lsssdc@db/ledger
+    """
+    from lsssdc.audit.ledger import copy_ledger
+
+    src = _open(ledger)
+    try:
+        dst = copy_ledger(src, to)
+        typer.echo(f"copied {len(dst)} entries; root {dst.root().hex()} (the same as the source's)")
+        dst.close()
+    finally:
+        src.close()
+    return EXIT_OK

@@ -97,7 +97,7 @@ def _emit(summary: dict[str, Any], as_json: bool, lines: list[str]) -> None:
             typer.echo(line)
 
 
-def _log(ledger: Path, store: KeyStore, kind: str, actor: str, payload: dict[str, Any]) -> None:
+def _log(ledger: str, store: KeyStore, kind: str, actor: str, payload: dict[str, Any]) -> None:
     """Append one signed entry to the audit ledger with the actor's key from the key store."""
     from lsssdc.audit.ledger import Ledger
 
@@ -111,7 +111,7 @@ def _log(ledger: Path, store: KeyStore, kind: str, actor: str, payload: dict[str
             close()
 
 
-def _check_ledger_args(ledger: Path | None, actor: str | None) -> None:
+def _check_ledger_args(ledger: str | None, actor: str | None) -> None:
     if (ledger is None) != (actor is None):
         raise InputDataError(Problem("ledger_args", "--ledger and --actor go together"))
 
@@ -162,7 +162,7 @@ def rotate(
     new_passphrase: bool = typer.Option(
         False, "--new-passphrase", help=f"Also change the passphrase (from {ENV_NEW_PASSPHRASE} or a prompt)."
     ),
-    ledger: Path | None = typer.Option(None, "--ledger", help="Audit ledger to log the rotation in."),
+    ledger: str | None = typer.Option(None, "--ledger", help="Audit ledger to log the rotation in."),
     actor: str | None = typer.Option(None, "--actor", help="Who rotates (needs a signing key in the store)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
@@ -278,7 +278,7 @@ def delete_project(
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     project: str = typer.Option(..., "--project", help="The project whose keys are destroyed."),
     reason: str = typer.Option(..., "--reason", help="Why (e.g. the retention period ended); logged."),
-    ledger: Path = typer.Option(..., "--ledger", help="Audit ledger the deletion is logged in."),
+    ledger: str = typer.Option(..., "--ledger", help="Audit ledger the deletion is logged in."),
     actor: str = typer.Option(..., "--actor", help="Who deletes (needs a signing key in the store)."),
     yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -408,7 +408,7 @@ def reidentify_cmd(
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output table with a 'personnummer' column."),
     reason: str = typer.Option(..., "--reason", help="Why re-identification is needed; logged."),
-    ledger: Path = typer.Option(..., "--ledger", help="The audit ledger the re-identification is logged in."),
+    ledger: str = typer.Option(..., "--ledger", help="The audit ledger the re-identification is logged in."),
     actor: str = typer.Option(..., "--actor", help="Who re-identifies (needs a signing key in the store)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:

@@ -105,7 +105,7 @@ def export_key(
     recipient: str = typer.Option(..., "--recipient", help="The partner agency, as recorded in the ledger."),
     public_key: Path = typer.Option(..., "--public-key", help="The partner's X25519 public key (PEM)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the key file."),
-    ledger: Path = typer.Option(..., "--ledger", "-l", envvar="LSSSDC_LEDGER", help="The audit ledger."),
+    ledger: str = typer.Option(..., "--ledger", "-l", envvar="LSSSDC_LEDGER", help="The audit ledger."),
     actor: str = typer.Option(..., "--actor", help="Who exports (signs the ledger entry with its key)."),
     as_json: bool = typer.Option(False, "--json", help="Print the ledger payload as JSON."),
 ) -> int:

@@ -15,7 +15,7 @@ from lsssdc.cli import app, working
 from lsssdc.cli.keys import KEY_STORE_HELP, open_keystore
 from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, Problem
 
-LEDGER_HELP = "The audit ledger (SQLite file); created when missing."
+LEDGER_HELP = "The audit ledger: a SQLite file (created when missing) or a postgresql:// URL."
 
 
 def _sha256(path: Path) -> str:
@@ -25,7 +25,7 @@ def _sha256(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _session(key_store: Path, ledger: Path, actor: str) -> Iterator[tuple[Any, Any]]:
+def _session(key_store: Path, ledger: str, actor: str) -> Iterator[tuple[Any, Any]]:
     """The key store with ``actor``'s key unlocked and the ledger (trusting the store's signers)."""
     from lsssdc.audit.ledger import Ledger
 
@@ -61,7 +61,7 @@ def prepare(
     ),
     work: Path = typer.Option(Path("work"), "--work", help="Work area for candidates."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
-    ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
     actor: str = typer.Option(
         "ordering-service", "--actor", help="Who prepares (a signer in the key store)."
     ),
@@ -130,7 +130,7 @@ def approve(
     candidate: Path = typer.Argument(..., help="The candidate directory."),
     reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
-    ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the signed approval as JSON."),
 ) -> int:
     """Approve a candidate: sign its content hash with the reviewer's Ed25519 key.
@@ -154,7 +154,7 @@ def reject(
     reason: str = typer.Option(..., "--reason", help="Why the candidate is rejected."),
     reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
-    ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the signed rejection as JSON."),
 ) -> int:
     """Reject a candidate with a reason; it can never be delivered.
@@ -177,7 +177,7 @@ def deliver(
     candidate: Path = typer.Argument(..., help="The approved candidate directory."),
     to: Path = typer.Option(..., "--to", help="The new delivery directory (must not exist)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
-    ledger: Path = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
     actor: str = typer.Option(
         "ordering-service", "--actor", help="Who delivers (a signer in the key store)."
     ),
