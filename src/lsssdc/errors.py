@@ -17,19 +17,23 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_UNUSABLE = 2
 
-# 10 to 13 characters that look like a personnummer: used as a last line of defence when
-# rendering messages that came from outside lsssdc (library exceptions).
-_PNR_LIKE = re.compile(r"(?<!\d)(?:\d{6}|\d{8})[-+]?\d{4}(?!\d)")
+# A personnummer as people write it: 10 or 12 digits, the date parts optionally split by a space
+# or a dot, the last four after an optional separator (-, +, a space, a dot, any dash). Used on
+# free text and as a last line of defence when rendering messages from outside lsssdc.
+PNR_PATTERN = r"(?<!\d)(?:\d{2})?\d{2}[ .]?\d{2}[ .]?\d{2}[ \-+.\u2010-\u2015\u2212]?\d{4}(?!\d)"
+_PNR_LIKE = re.compile(PNR_PATTERN)
+# characters that hide a number from a pattern without changing how it reads
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"), None)
 
 
 def has_personnummer_shape(text: str) -> bool:
     """True when free text holds something shaped like a personnummer (10 or 12 digits)."""
-    return _PNR_LIKE.search(text) is not None
+    return _PNR_LIKE.search(text.translate(_INVISIBLE)) is not None
 
 
 def scrub(text: str) -> str:
     """Mask anything in ``text`` that could be a personnummer (last line of defence)."""
-    return _PNR_LIKE.sub("<redacted>", text)
+    return _PNR_LIKE.sub("<redacted>", text.translate(_INVISIBLE))
 
 
 @dataclass(frozen=True)

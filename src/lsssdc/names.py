@@ -17,12 +17,15 @@ from lsssdc.errors import InputDataError, Problem
 #: The one pattern for every name that can become part of a path.
 PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 NAME = re.compile(PATTERN)
-RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending in '.part'"
 
 
 def is_name(value: object) -> bool:
     """True for a string that may be used as a single path component."""
-    return isinstance(value, str) and NAME.fullmatch(value) is not None
+    # ".part" marks a command's unfinished output: a name must never look like one
+    return (
+        isinstance(value, str) and NAME.fullmatch(value) is not None and not value.lower().endswith(".part")
+    )
 
 
 def check(value: object, what: str, *, file: str | None = None, line: int | None = None) -> str:
@@ -49,3 +52,8 @@ def inside(root: str | os.PathLike[str], *names: str) -> Path:
             Problem("outside_root", "the path leaves its folder (a symbolic link?)", file=str(target))
         )
     return target
+
+
+def has_digits_like_an_identifier(name: str) -> bool:
+    """True when a name holds 10 or more digits in a row once its separators are taken out."""
+    return re.search(r"\d{10}", re.sub(r"[._-]", "", name)) is not None

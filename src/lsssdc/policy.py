@@ -41,6 +41,10 @@ from lsssdc.register.companions import COMPANIONS
 POLICY_VERSIONS = (1,)
 #: names that become folder or file names (order id, project id, table names): lsssdc.names
 _NAME = rf"^{names.PATTERN}$"
+_RESERVED_TABLE_NAMES = {
+    "audit", "ledger-head", "datapackage", "manifest", "manifest.sha256", "readme", "codebook", "policy", "order",
+    "metadata", "candidate", "report", "approval", "rejection", "table-audit", "data", "utkast-draft",
+}  # fmt: skip
 ORDER_VERSIONS = (1,)
 
 #: Variables an extract may carry besides the register's own: derived from the personnummer
@@ -230,6 +234,18 @@ class TableRequest(_Model):
 
     name: Annotated[StrictStr, Field(pattern=_NAME)]
     dimensions: Annotated[list[StrictStr], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> TableRequest:
+        # a table's files are <name>.csv/.xlsx/.json next to the package's own files
+        if (
+            self.name.lower() in _RESERVED_TABLE_NAMES
+            or names.has_digits_like_an_identifier(self.name)
+            or not names.is_name(self.name)
+        ):
+            raise ValueError(f"the table name '{self.name}' is reserved or looks like an identifier")
+        return self
+
     unit: Literal["persons", "insatser"] = "persons"
     magnitude: StrictStr | None = None
 
@@ -250,6 +266,13 @@ class Order(_Document):
     variables: list[StrictStr] = []
     linkages: list[LinkRequest] = []
     tables: list[TableRequest] = []
+
+    @model_validator(mode="after")
+    def _names_are_names(self) -> Order:
+        for field_name in ("order_id", "project_id"):
+            if not names.is_name(getattr(self, field_name)):
+                raise ValueError(f"{field_name} must be {names.RULE}")
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +318,8 @@ def _bounded(text: str, source: str) -> None:
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         elif isinstance(event, yaml.ScalarEvent):
+            if event.style is None and event.value == "<<":
+                raise _refuse("YAML merge keys (<<) are not allowed", source, mark, "write values out")
             if len(event.value) > MAX_SCALAR:
                 raise _refuse(f"a value longer than {MAX_SCALAR} characters", source, mark)
             digits = sum(ch.isdigit() for ch in event.value)
@@ -324,7 +349,7 @@ def _to_python(
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _Loader(" ").construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = _construct(key_node, source) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 problems.append(
                     Problem(
@@ -348,7 +373,7 @@ def _to_python(
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(v, (*path, i), lines, problems, source) for i, v in enumerate(node.value)]
-    value = _Loader(" ").construct_object(node)
+    value = _construct(node, source)
     if isinstance(value, int) and node.style is None and node.value.startswith("0") and len(node.value) > 1:
         problems.append(
             Problem(
@@ -369,6 +394,17 @@ def _strings(data: Any, where: tuple = ()) -> list[tuple[tuple, str]]:
     if isinstance(data, list):
         return [x for i, v in enumerate(data) for x in _strings(v, (*where, i))]
     return [(where, data)] if isinstance(data, str) else []
+
+
+def _construct(node: yaml.Node, source: str) -> Any:
+    """A scalar's value; a value YAML cannot read (a date like 2023-02-30) is an input problem,
+    reported by line without repeating the text (it could hold an identifier)."""
+    try:
+        return _Loader(" ").construct_object(node)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+        raise PolicyError(
+            Problem("yaml", "a value YAML cannot read", file=source, line=node.start_mark.line + 1)
+        ) from None
 
 
 def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:

@@ -26,6 +26,9 @@ CASES = {
     "deep nesting": "policy_version: 1\nx: " + "[" * 200 + "]" * 200 + "\n",
     "long value": "policy_version: 1\nname: " + "a" * 100_000 + "\n",
     "merge key": "policy_version: 1\nbase: &b {k: 5}\nthresholds:\n  <<: *b\n",
+    "bare merge key": "policy_version: 1\nthresholds:\n  <<: {k: 5}\n",
+    "impossible date": "policy_version: 1\nname: 2023-02-30\n",
+    "bare value key": "policy_version: 1\n=: 2\n",
 }
 
 

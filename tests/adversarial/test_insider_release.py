@@ -344,3 +344,91 @@ def test_work_area_files_are_private(site) -> None:
     for p in [site["cand"], *site["cand"].rglob("*")]:
         mode = stat.S_IMODE(p.stat().st_mode)
         assert mode & 0o077 == 0, f"{p} is {oct(mode)}"
+
+
+def test_an_approval_by_an_actor_without_the_reviewer_role_does_not_count(site) -> None:
+    """A custodian signs an approve entry through the library (not the CLI): deliver ignores it."""
+    c = json.loads((site["cand"] / MANIFEST).read_text(encoding="utf-8"))
+    site["store"].add_signer("keyholder", "a custodian's own secret", ("custodian",))
+    key = site["store"].get_signing_key("keyholder")
+    site["ledger"].close()
+    site["ledger"] = open_ledger(site["root"] / "ledger" / "ledger.sqlite", site["store"])  # knows keyholder
+    site["ledger"].append(
+        "approve", "keyholder", {"order_id": c["order_id"], "content_hash": c["content_hash"]}, signer=key
+    )
+    assert site["ledger"].verify().ok  # a well-signed entry: only its actor's role makes it not count
+    _deliver_refused(site, site["cand"])
+
+
+def test_a_rejection_is_of_the_bytes_on_disk(site) -> None:
+    cand = site["cand"]
+    manifest = json.loads((cand / MANIFEST).read_text(encoding="utf-8"))
+    real = manifest["content_hash"]
+    manifest["content_hash"] = "sha256:" + "0" * 64  # reject something else, then restore
+    (cand / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(LsssdcError):
+        release.reject(cand, "reviewer-b", "purpose too broad", site["store"], site["ledger"])
+    assert real != manifest["content_hash"]
+
+
+@pytest.mark.parametrize(
+    "value", ["19121212 1212", "19121212\u20131212", "1912 1212 1212", "191212-1212", "19121212\u200b1212"]
+)
+def test_the_last_screen_finds_personnummer_as_people_write_them(value: str) -> None:
+    from lsssdc.release.package import screen
+
+    with pytest.raises(LsssdcError):
+        screen(pd.DataFrame({"note": ["x", value]}), ["personnummer"], "data")
+    with pytest.raises(LsssdcError):
+        screen(pd.DataFrame({value: [1, 2]}), ["personnummer"], "data")
+
+
+@pytest.mark.parametrize("name", ["Personnummer ", " PNR", "samordningsnummer"])
+def test_the_last_screen_finds_identifier_columns_by_any_spelling(name: str) -> None:
+    from lsssdc.release.package import screen
+
+    with pytest.raises(LsssdcError):
+        screen(pd.DataFrame({name: ["a"]}), ["personnummer"], "data")
+    with pytest.raises(LsssdcError):
+        screen(pd.DataFrame({"t": pd.to_timedelta([1], unit="s")}), ["personnummer"], "data")
+
+
+@pytest.mark.parametrize("text", ["Anna 19121212 1212", "se 19121212\u20131212", "1912\u200b1212-1212"])
+def test_free_text_identifiers_in_any_spelling_are_refused(site, text: str) -> None:
+    from lsssdc import policy as P
+
+    data = yaml.safe_load(order_path(DAGLIG[1]).read_text(encoding="utf-8"))
+    data["recipient"]["name"] = text
+    path = site["root"] / "o.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(LsssdcError) as info:
+        P.load_order(path)
+    assert "recipient.name" in str(info.value) and "1212" not in str(info.value)
+    with pytest.raises(LsssdcError):
+        release.reject(site["cand"], "reviewer-a", text, site["store"], site["ledger"])
+
+
+@pytest.mark.parametrize("name", ["ledger-head", "audit", "README", "datapackage", "t19121212_1212"])
+def test_a_table_name_cannot_take_a_reserved_file_or_hold_an_identifier(site, name: str) -> None:
+    from lsssdc import policy as P
+
+    data = yaml.safe_load(order_path("kommun-tables-2023").read_text(encoding="utf-8"))
+    data["tables"][0]["name"] = name
+    path = site["root"] / "t.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(LsssdcError):
+        P.load_order(path)
+
+
+def test_a_hard_linked_key_store_is_refused(site, tmp_path) -> None:
+    import os
+
+    from lsssdc.identity.keystore import KeyStore
+    from tests.release.conftest import PASSPHRASE
+
+    other = tmp_path / "k2"
+    other.mkdir()
+    os.link(site["store"].path, other / "k.json")
+    with pytest.raises(LsssdcError) as info:
+        KeyStore.open(other / "k.json", PASSPHRASE)
+    assert "hard link" in str(info.value)

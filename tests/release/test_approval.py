@@ -244,8 +244,14 @@ def test_delivery_with_another_key_store_is_refused(env, tmp_path) -> None:
         def audit_index_key(self):
             return other.audit_index_key()
 
-        def get_signing_key(self, name):
-            return env["store"].get_signing_key(name)
+        def get_signing_key(self, name, role=None):
+            return env["store"].get_signing_key(name, role=role)
+
+        def signers(self):
+            return env["store"].signers()
+
+        def roles(self, name):
+            return env["store"].roles(name)
 
     with pytest.raises(KeyStoreError):
         release.deliver(env["good"], env["to"], Mixed(), env["ledger"], "ordering-service")

@@ -405,13 +405,14 @@ class VerifyReport:
 # --- the ledger -----------------------------------------------------------------------------
 
 
-def open_store(target: str | Path, *, create: bool = True) -> LedgerStore:
-    """The store a ledger target names: ``postgresql://...`` a PostgreSQL database, else a SQLite file."""
+def open_store(target: str | Path, *, create: bool = True, readonly: bool = False) -> LedgerStore:
+    """The store a ledger target names: ``postgresql://...`` a PostgreSQL database, else a SQLite
+    file (opened read-only with ``readonly``: verification never writes to what it checks)."""
     from lsssdc.audit import postgres
 
     if postgres.is_url(target):
-        return postgres.PostgresStore(str(target), create=create)
-    return SQLiteStore(target, create=create)
+        return postgres.PostgresStore(str(target), create=create and not readonly)
+    return SQLiteStore(target, create=create and not readonly, readonly=readonly)
 
 
 class Ledger:
@@ -451,6 +452,7 @@ class Ledger:
         clock: Clock | None = None,
         origin: str | None = None,
         create: bool = True,
+        readonly: bool = False,
     ) -> Ledger:
         """Open the ledger at ``path`` (a SQLite file, or a ``postgresql://`` URL), creating it when
         missing (unless ``create=False``).
@@ -459,7 +461,7 @@ class Ledger:
         are the trusted public keys: with them, an entry must be signed by its actor's key.
         ``origin`` names a new ledger in its checkpoints (default: a random identifier).
         """
-        store = open_store(path, create=create)
+        store = open_store(path, create=create, readonly=readonly)
         ledger = cls(store, signer=signer, actor_keys=actor_keys, clock=clock)
         if store.created:
             name = origin or f"lsssdc-ledger/{uuid.uuid4().hex}"

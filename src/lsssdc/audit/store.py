@@ -143,8 +143,11 @@ def _guards() -> list[str]:
 class SQLiteStore(LedgerStore):
     """One SQLite file in WAL mode; each append is one ``BEGIN IMMEDIATE`` transaction."""
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
+        if readonly:
+            self._open_readonly()
+            return
         if not self.path.exists() and not create:
             raise InputDataError(
                 Problem("ledger_missing", "the ledger file does not exist", file=str(self.path))
@@ -170,6 +173,37 @@ class SQLiteStore(LedgerStore):
                         self._db.execute(statement)
                     self.set_meta("schema", SCHEMA_VERSION)
             version = self.get_meta("schema")
+        except sqlite3.DatabaseError as exc:
+            raise LedgerIntegrityError(
+                Problem(
+                    "ledger_unreadable",
+                    f"the file is not a readable lsssdc ledger ({type(exc).__name__})",
+                    file=str(self.path),
+                )
+            ) from None
+        if version != SCHEMA_VERSION:
+            raise InputDataError(
+                Problem("ledger_version", f"unknown ledger schema version {version!r}", file=str(self.path))
+            )
+
+    def _open_readonly(self) -> None:
+        """Open an existing ledger for reading only: nothing (not even the journal mode) is
+        written to a file that may be evidence."""
+        self.created = False
+        if not self.path.is_file():
+            raise InputDataError(
+                Problem("ledger_missing", "there is no ledger file here", file=str(self.path))
+            )
+        if self.path.stat().st_size == 0:
+            raise LedgerIntegrityError(
+                Problem(
+                    "ledger_empty", "the ledger file is empty: there is nothing to read", file=str(self.path)
+                )
+            )
+        try:
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            version = self.get_meta("schema")
+            self.count()
         except sqlite3.DatabaseError as exc:
             raise LedgerIntegrityError(
                 Problem(

@@ -29,8 +29,10 @@ LEDGER_OPTION = typer.Option(
 
 
 def _open(path: str, **kwargs: Any):
+    """An existing ledger, read-only unless ``readonly=False`` is given (checkpoint stores one)."""
     from lsssdc.audit.ledger import Ledger
 
+    kwargs.setdefault("readonly", True)
     return Ledger.open(path, create=False, **kwargs)
 
 
@@ -372,7 +374,7 @@ def checkpoint(
     Example: lsssdc audit checkpoint --ledger ledger.sqlite --signing-key reviewer.pem --out cp-0042.json
     """
     key = _signing_key(signing_key, key_store, actor)
-    led = _open(ledger, signer=key)
+    led = _open(ledger, signer=key, readonly=False)  # the checkpoint is stored in the ledger too
     try:
         cp = led.checkpoint()
     finally:

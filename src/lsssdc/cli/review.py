@@ -21,7 +21,7 @@ def _items(ledger: str, key_store: Path):
     from lsssdc.release.review import queue
 
     keys = open_keystore(key_store).public_keys()
-    led = Ledger.open(ledger, actor_keys=keys, create=False)
+    led = Ledger.open(ledger, actor_keys=keys, create=False, readonly=True)
     try:
         return queue(led, keys)
     finally:

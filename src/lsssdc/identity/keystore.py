@@ -381,6 +381,16 @@ class KeyStore:
                     file=str(p),
                 )
             )
+        if p.is_file() and p.stat().st_nlink > 1:
+            # a second name for the same file: a write through one name replaces only that name,
+            # and the store forks (two keys for one project)
+            raise KeyStoreError(
+                Problem(
+                    "keystore_hardlink",
+                    "the key store file has another name (a hard link); refused",
+                    file=str(p),
+                )
+            )
         if not p.is_file():
             raise KeyStoreError(
                 Problem(

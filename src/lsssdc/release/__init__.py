@@ -26,7 +26,8 @@ def _where(c: Candidate) -> str:
 
 def _history(c: Candidate, keystore: Any, ledger: Any) -> decisions.History:
     decisions.check_ledger(ledger)
-    return decisions.history(ledger, keystore.public_keys(), c.content_hash, c.order_id)
+    roles = {name: keystore.roles(name) for name in keystore.signers()}
+    return decisions.history(ledger, keystore.public_keys(), c.content_hash, c.order_id, roles)
 
 
 def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict:
@@ -90,6 +91,7 @@ def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: 
         )
     c = load(path)
     key = keystore.get_signing_key(reviewer, role="reviewer")
+    approval.check_intact(c)  # a rejection is of exactly these bytes
     decisions.check_ledger(ledger)
     record = approval.rejection_record(c, reviewer, reason, key)
     ledger.append(
@@ -173,7 +175,8 @@ def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor:
         faults.point("deliver.entry")
         ledger.checkpoint(signer).write(tmp / HEAD)
 
-    files = package.build_package(c, target, identifiers=identifiers, before_publish=record)
+    columns = (h.prepared.payload if h.prepared else {}).get("columns") or None
+    files = package.build_package(c, target, identifiers=identifiers, before_publish=record, columns=columns)
     faults.point("deliver.done")
     entry = recorded["entry"]
     return {"package": str(target), "files": files, "ledger_entry": entry.seq}

@@ -67,15 +67,34 @@ def trusted(entry: Entry, keys: Mapping[str, Ed25519PublicKey]) -> bool:
     return True
 
 
+#: the role an entry's actor must hold for the entry to count
+ROLE_OF = {
+    "prepare": "preparer",
+    "refuse": "preparer",
+    "deliver": "preparer",
+    "approve": "reviewer",
+    "reject": "reviewer",
+}
+
+
 def history(
-    ledger: Ledger, keys: Mapping[str, Ed25519PublicKey], content_hash: str, order_id: str
+    ledger: Ledger,
+    keys: Mapping[str, Ed25519PublicKey],
+    content_hash: str,
+    order_id: str,
+    roles: Mapping[str, list[str]] | None = None,
 ) -> History:
-    """Every trusted entry about ``content_hash`` (and the rejections of its order)."""
+    """Every trusted entry about ``content_hash`` (and the rejections of its order). With
+    ``roles`` (actor -> roles from the key store), an entry counts only when its actor holds
+    the role its kind needs: a prepare by a preparer, an approval by a reviewer."""
     h = History(content_hash)
     prepared = refused = None
     for e in ledger.entries():
         p = e.payload
         if not trusted(e, keys):
+            continue
+        need = ROLE_OF.get(e.kind)
+        if roles is not None and need is not None and need not in roles.get(e.actor, []):
             continue
         same = p.get("content_hash") == content_hash
         if e.kind == "prepare" and same and prepared is None:

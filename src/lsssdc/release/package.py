@@ -23,7 +23,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lsssdc.errors import DisclosureRefused, InputDataError, Problem
+from lsssdc.errors import (
+    _INVISIBLE,
+    PNR_PATTERN,
+    DisclosureRefused,
+    InputDataError,
+    Problem,
+    has_personnummer_shape,
+    scrub,
+)
 from lsssdc.register import variables as V
 from lsssdc.release import codebook
 from lsssdc.release.candidate import Candidate, restrict, sha256_file
@@ -141,42 +149,52 @@ def _readme(meta: dict[str, Any], columns: list[str]) -> str:
 
 #: column names that are direct identifiers whatever a policy calls them
 _IDENTIFIER_COLUMNS = {"personnummer", "pnr", "personnr", "samordningsnummer", "lopnr_pnr"}
-#: 10 or 12 digits shaped like a personnummer, with or without separator
-_PNR_SHAPE = r"(?<![0-9])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9])"
 
 
-def screen(df: pd.DataFrame, identifiers: list[str], where: str) -> None:
-    """The last check before bytes leave: no identifier column and no personnummer-shaped value.
+def screen(df: pd.DataFrame, identifiers: list[str], where: str, columns: list[str] | None = None) -> None:
+    """The last check before bytes leave: no identifier column, no personnummer-shaped name or
+    value, only plain column types, and (given ``columns``) exactly the columns the signed
+    prepare entry lists.
 
     Runs on exactly the frame about to be written, whatever the gate or the manifest said, so
     a candidate changed after its verdict cannot carry an identifier out.
     """
-    names = {i.lower() for i in identifiers} | _IDENTIFIER_COLUMNS
-    problems = [
-        Problem(
-            "identifier_column",
-            "the data holds a direct identifier column; nothing was written",
-            file=where,
-            column=str(col),
+    names = {i.strip().lower() for i in identifiers} | _IDENTIFIER_COLUMNS
+    problems = []
+    if columns and [str(c) for c in df.columns] != list(columns):
+        problems.append(
+            Problem(
+                "columns_changed",
+                "the columns differ from those the prepare entry lists; nothing was written",
+                file=where,
+            )
         )
-        for col in df.columns
-        if str(col).lower() in names
-    ]
     for col in df.columns:
+        name = str(col)
+        if name.strip().lower() in names or has_personnummer_shape(name):
+            problems.append(
+                Problem(
+                    "identifier_column", "a column is a direct identifier; nothing was written", file=where
+                )
+            )
+            continue
         s = df[col]
-        if pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_float_dtype(s.dtype):
-            hit = bool((s.abs() >= 1_000_000_000).any())
-        elif pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+        if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
             hit = False
+        elif pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_float_dtype(s.dtype):
+            hit = bool((s.abs() >= 1_000_000_000).any())
+        elif pd.api.types.is_timedelta64_dtype(s.dtype) or pd.api.types.is_complex_dtype(s.dtype):
+            hit = True  # never delivered: a number can hide in it
         else:
-            hit = bool(s.astype("string").str.contains(_PNR_SHAPE, regex=True, na=False).any())
+            text = s.astype("string").str.translate(_INVISIBLE)
+            hit = bool(text.str.contains(PNR_PATTERN, regex=True, na=False).any())
         if hit:
             problems.append(
                 Problem(
                     "identifier_value",
                     "a value is shaped like a personnummer; nothing was written",
                     file=where,
-                    column=str(col),
+                    column=scrub(name),
                 )
             )
     if problems:
@@ -193,6 +211,7 @@ def build_package(
     target: Path,
     identifiers: list[str] | None = None,
     before_publish: BeforePublish | None = None,
+    columns: list[str] | None = None,
 ) -> dict[str, str]:
     """Write the package for ``candidate`` to ``target`` atomically; return file -> sha256."""
     target = Path(target)
@@ -213,7 +232,7 @@ def build_package(
     sources = {name: _sealed_bytes(candidate, name) for name in SOURCES}
     meta = json.loads(sources["metadata.json"].decode("utf-8"))
     df = pd.read_parquet(io.BytesIO(sources["data.parquet"]))
-    screen(df, identifiers or ["personnummer"], str(candidate.path / "data.parquet"))
+    screen(df, identifiers or ["personnummer"], str(candidate.path / "data.parquet"), columns)
     columns = list(df.columns)
     last_year = max(meta.get("years") or [V.FIRST_YEAR])
     stamp = dt.datetime.combine(V.measurement_date(last_year), dt.time())

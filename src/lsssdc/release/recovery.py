@@ -57,6 +57,8 @@ def scan(work: Path, ledger: Ledger) -> Recovery:
             continue
         rec.candidates += 1
         try:
+            if manifest.is_symlink() or not manifest.is_file() or manifest.stat().st_size > (1 << 20):
+                raise ValueError("not a regular manifest")  # a pipe or a device would hang the scan
             h = json.loads(manifest.read_text(encoding="utf-8"))["content_hash"]
         except (OSError, ValueError, KeyError, TypeError):
             rec.without_entry.append(f"{folder}: unreadable {MANIFEST}")
