@@ -123,3 +123,23 @@ def test_verify_leaves_the_file_byte_for_byte(delivered) -> None:
     before = _sha(delivered["ledger_path"])
     _verify(delivered, "--checkpoint", str(delivered["head"]))
     assert _sha(delivered["ledger_path"]) == before
+
+
+def test_an_entry_signed_with_a_stray_key_blocks_nothing_and_is_reported(site, capsys, monkeypatch) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from lsssdc.audit.ledger import Ledger
+
+    path = site["root"] / "ledger" / "ledger.sqlite"
+    with Ledger.open(path, create=False) as raw:  # no trusted keys: anyone with the file can append
+        raw.append(
+            "reject", "nobody", {"order_id": "x", "content_hash": "y"}, signer=Ed25519PrivateKey.generate()
+        )
+    release.approve(site["cand"], "reviewer-a", site["store"], site["ledger"])
+    release.deliver(
+        site["cand"], site["root"] / "out" / "p", site["store"], site["ledger"], "ordering-service"
+    )
+    assert (site["root"] / "out" / "p" / "ledger-head.json").is_file()
+    site["ledger"].close()
+    monkeypatch.setenv("LSSSDC_PASSPHRASE", PASSPHRASE)
+    assert run(["audit", "verify", "--ledger", str(path), "--key-store", str(site["store"].path)]) == 1
