@@ -110,8 +110,10 @@ def run(
     say(f"validated: {validation.errors} errors, {validation.warnings} warnings")
 
     store = KeyStore.create(keys / "demo-keys.json", DEMO_PASSPHRASE, apart_from=[regs, work, delivery])
+    # a key custodian first; every other actor is added by the custodian
+    store.add_signer("key-custodian", f"{DEMO_PASSPHRASE} for key-custodian", ("custodian",))
     for name, role in (("ordering-service", "preparer"), ("reviewer-demo", "reviewer")):
-        store.add_signer(name, f"{DEMO_PASSPHRASE} for {name}", (role,))
+        store.add_signer(name, f"{DEMO_PASSPHRASE} for {name}", (role,), by="key-custodian")
     ledger_path = out / "ledger" / "ledger.sqlite"
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
     book = Ledger.open(ledger_path, actor_keys=store.public_keys(), origin="lsssdc-demo-ledger")

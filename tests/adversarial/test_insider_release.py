@@ -432,3 +432,29 @@ def test_a_hard_linked_key_store_is_refused(site, tmp_path) -> None:
     with pytest.raises(LsssdcError) as info:
         KeyStore.open(other / "k.json", PASSPHRASE)
     assert "hard link" in str(info.value)
+
+
+def test_the_passphrase_alone_cannot_add_a_reviewer_once_a_custodian_exists(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from lsssdc.cli import run
+    from lsssdc.identity.keystore import KeyStore
+    from tests.release.conftest import PASSPHRASE, fast_kdf
+
+    keys = tmp_path / "keys" / "k.json"
+    KeyStore.create(keys, PASSPHRASE, kdf=fast_kdf())
+    monkeypatch.setenv("LSSSDC_PASSPHRASE", PASSPHRASE)
+    add = ["keys", "add-signer", "--key-store", str(keys)]
+    monkeypatch.setenv("LSSSDC_ACTOR_SECRET", "the custodian's own secret")
+    assert run([*add, "--name", "key-custodian", "--role", "custodian"]) == 0
+    monkeypatch.setenv("LSSSDC_ACTOR_SECRET", "mallory's sock puppet secret")
+    assert run([*add, "--name", "reviewer-q", "--role", "reviewer"]) == 2  # no custodian
+    monkeypatch.setenv("LSSSDC_CUSTODIAN_SECRET", "a guess at the custodian's secret")
+    assert run([*add, "--name", "reviewer-q", "--role", "reviewer", "--by", "key-custodian"]) == 2
+    monkeypatch.setenv("LSSSDC_CUSTODIAN_SECRET", "mallory's sock puppet secret")
+    assert run([*add, "--name", "reviewer-q", "--role", "reviewer", "--by", "reviewer-q"]) == 2
+    assert KeyStore.open(keys, PASSPHRASE).signers() == ["key-custodian"]
+    monkeypatch.setenv("LSSSDC_CUSTODIAN_SECRET", "the custodian's own secret")
+    assert run([*add, "--name", "reviewer-a", "--role", "reviewer", "--by", "key-custodian"]) == 0
+    info = KeyStore.open(keys, PASSPHRASE).info()["signers"]
+    assert info["reviewer-a"]["added_by"] == "key-custodian"

@@ -22,6 +22,7 @@ from lsssdc.cli import app
 from lsssdc.errors import EXIT_OK, InputDataError, KeyStoreError, LsssdcError, Problem
 from lsssdc.identity.keystore import (
     ENV_ACTOR_SECRET,
+    ENV_CUSTODIAN_SECRET,
     ENV_NEW_PASSPHRASE,
     ENV_PASSPHRASE,
     KeyStore,
@@ -58,6 +59,17 @@ def open_keystore(path: Path, actor: str | None = None) -> KeyStore:
     if actor is not None:
         store.unlock(actor, read_actor_secret(actor))
     return store
+
+
+def _prompt_secret(label: str) -> str:
+    if not sys.stdin.isatty():
+        raise KeyStoreError(
+            Problem(
+                "no_custodian_secret",
+                f"no secret: set {ENV_CUSTODIAN_SECRET} or run the command in a terminal",
+            )
+        )
+    return str(typer.prompt(label, hide_input=True))
 
 
 def read_actor_secret(actor: str, *, confirm: bool = False) -> str:
@@ -251,6 +263,9 @@ def add_signer(
         "--role",
         help="preparer (prepare, deliver), reviewer (approve, reject) or custodian (keys); repeatable.",
     ),
+    by: str | None = typer.Option(
+        None, "--by", help="The key custodian who adds the actor (needed once the store has one)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
     """Generate an Ed25519 signing key for a named actor in one or more roles.
@@ -262,8 +277,13 @@ def add_signer(
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     store = open_keystore(key_store)
+    if by is not None:
+        custodian_secret = os.environ.get(ENV_CUSTODIAN_SECRET) or _prompt_secret(
+            f"Secret of custodian '{by}'"
+        )
+        store.unlock(by, custodian_secret)
     secret = read_actor_secret(name, confirm=True)
-    public = store.add_signer(name, secret, role).public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    public = store.add_signer(name, secret, role, by=by).public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
     roles = store.roles(name)
     _emit(
         {"name": name, "public_key": public, "roles": roles},

@@ -76,6 +76,8 @@ STORE_VERSION = 1
 ENV_PASSPHRASE = "LSSSDC_PASSPHRASE"
 #: an actor's own secret (opens only that actor's signing key)
 ENV_ACTOR_SECRET = "LSSSDC_ACTOR_SECRET"
+#: the secret of the custodian who adds an actor (``lsssdc keys add-signer --by``)
+ENV_CUSTODIAN_SECRET = "LSSSDC_CUSTODIAN_SECRET"
 #: what an actor may sign: prepare and deliver; approve and reject; re-identify and export keys
 ROLES = ("custodian", "preparer", "reviewer")
 ENV_NEW_PASSPHRASE = "LSSSDC_NEW_PASSPHRASE"
@@ -629,6 +631,7 @@ class KeyStore:
                     "public_key": entry["public_key"],
                     "created": entry.get("created"),
                     "roles": entry.get("roles"),
+                    "added_by": entry.get("added_by"),
                 }
                 for name, entry in sorted(self._doc["signers"].items())
             },
@@ -758,17 +761,35 @@ class KeyStore:
         return sorted(self._doc["signers"])
 
     def add_signer(
-        self, name: str, secret: str, roles: Iterable[str] = ("preparer",), *, kdf: KdfParams | None = None
+        self,
+        name: str,
+        secret: str,
+        roles: Iterable[str] = ("preparer",),
+        *,
+        by: str | None = None,
+        kdf: KdfParams | None = None,
     ) -> Ed25519PublicKey:
         """Generate an Ed25519 signing key for a named actor in the given roles; returns its public key.
 
         The private key is wrapped under a key derived from the actor's own ``secret``, not under
         the store's master key: whoever opens the store with its passphrase can verify every
         actor but sign as none of them. The roles are bound into the wrapping, so editing them
-        in the file makes the key unusable.
+        in the file makes the key unusable. Once the store has a custodian, a new actor is added
+        only ``by`` a custodian whose key is unlocked here (their own secret), so the passphrase
+        alone cannot make a reviewer.
         """
         self._check_name(name)
         wanted = self._check_roles(roles)
+        custodians = [n for n, e in self._doc["signers"].items() if "custodian" in (e.get("roles") or [])]
+        if custodians and (by is None or by not in custodians or by not in self._unlocked):
+            raise KeyStoreError(
+                Problem(
+                    "custodian_needed",
+                    "a new actor is added by a key custodian, with that custodian's own secret",
+                    file=str(self.path),
+                    hint="give --by CUSTODIAN (secret from LSSSDC_CUSTODIAN_SECRET or a prompt)",
+                )
+            )
         if name in self._doc["signers"]:
             raise KeyStoreError(
                 Problem("signer_exists", f"actor '{name}' already has a signing key", file=str(self.path))
@@ -788,6 +809,7 @@ class KeyStore:
         )
         doc = self._copy()
         doc["signers"][name] = {
+            "added_by": by,
             "created": _now(),
             "public_key": public.hex(),
             "roles": wanted,
