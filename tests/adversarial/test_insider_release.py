@@ -458,3 +458,40 @@ def test_the_passphrase_alone_cannot_add_a_reviewer_once_a_custodian_exists(
     assert run([*add, "--name", "reviewer-a", "--role", "reviewer", "--by", "key-custodian"]) == 0
     info = KeyStore.open(keys, PASSPHRASE).info()["signers"]
     assert info["reviewer-a"]["added_by"] == "key-custodian"
+
+
+def test_a_rejection_of_the_order_is_shown_to_the_next_reviewer(site) -> None:
+    release.reject(site["cand"], "reviewer-a", "purpose too broad", site["store"], site["ledger"])
+    data = yaml.safe_load(order_path(DAGLIG[1]).read_text(encoding="utf-8"))
+    data["variables"] = [v for v in data["variables"] if v != "personlig_assistans"] or data["variables"]
+    path = site["root"] / "again.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    again = prepare_order(
+        site["small"], policy_path(DAGLIG[0]), path, site["store"], site["root"] / "work", site["ledger"]
+    )
+    if again.verdict == "releasable":
+        rec = release.approve(again.path, "reviewer-b", site["store"], site["ledger"])
+        assert rec["earlier_rejections"][0]["reason"] == "purpose too broad"
+
+
+def test_candidates_and_packages_are_never_written_in_the_key_stores_folder(site, monkeypatch) -> None:
+    from lsssdc.cli import run
+    from tests.release.conftest import PASSPHRASE
+
+    monkeypatch.setenv("LSSSDC_PASSPHRASE", PASSPHRASE)
+    release.approve(site["cand"], "reviewer-a", site["store"], site["ledger"])
+    keys = site["store"].path
+    ledger = str(site["root"] / "ledger" / "ledger.sqlite")
+    code = run(
+        [
+            "deliver",
+            str(site["cand"]),
+            "--to",
+            str(keys.parent / "pkg"),
+            "--key-store",
+            str(keys),
+            "--ledger",
+            ledger,
+        ]
+    )
+    assert code == 2 and not (keys.parent / "pkg").exists()

@@ -373,6 +373,14 @@ def checkpoint(
     `lsssdc audit verify --checkpoint FILE` then detects truncation and rewriting.
     Example: lsssdc audit checkpoint --ledger ledger.sqlite --signing-key reviewer.pem --out cp-0042.json
     """
+    if out is not None and (out.exists() or out.is_symlink()):
+        raise InputDataError(
+            Problem(
+                "file_exists",
+                "refusing to overwrite an existing file (an earlier head is evidence)",
+                file=str(out),
+            )
+        )
     key = _signing_key(signing_key, key_store, actor)
     led = _open(ledger, signer=key, readonly=False)  # the checkpoint is stored in the ledger too
     try:

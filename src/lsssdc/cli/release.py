@@ -14,6 +14,7 @@ import typer
 from lsssdc.cli import app, working
 from lsssdc.cli.keys import KEY_STORE_HELP, open_keystore
 from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, Problem
+from lsssdc.identity.keystore import check_apart
 
 LEDGER_HELP = "The audit ledger: a SQLite file (created when missing) or a postgresql:// URL."
 
@@ -90,6 +91,7 @@ def prepare(
         df = files.read_deaths(path) if name == "deaths" else files.read_table(path)
         others[name] = df
         inputs.append(pipeline.Input(f"{name}:{path.name}", _sha256(path), len(df)))
+    check_apart(key_store, [work])  # candidates hold data: never in the key store's folder
     with (
         _session(key_store, ledger, actor) as (store, book),
         working("preparing the candidate (linkage, pseudonyms, disclosure control)"),
@@ -145,6 +147,10 @@ def approve(
         typer.echo(json.dumps(rec, indent=2, sort_keys=True))
     else:
         typer.echo(f"approved {candidate} ({rec['content_hash']}) by {reviewer}")
+        for earlier in rec.get("earlier_rejections") or []:
+            typer.echo(
+                f"note: an earlier candidate of this order was rejected by {earlier['by']}: {earlier['reason']}"
+            )
     return EXIT_OK
 
 
@@ -189,6 +195,7 @@ def deliver(
     """
     from lsssdc import release
 
+    check_apart(key_store, [to])  # a package holds data: never in the key store's folder
     with _session(key_store, ledger, actor) as (store, book), working("writing the delivery package"):
         result = release.deliver(candidate, to, store, book, actor)
     if as_json:

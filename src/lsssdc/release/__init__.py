@@ -77,7 +77,12 @@ def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict
     # the file is a copy for people reading the work area; decisions are read from the ledger
     approval.write_record(c, APPROVAL, record)
     faults.point("approve.done")
-    return record
+    # a rejection of an earlier candidate of the same order is shown to the reviewer
+    earlier = [
+        {"by": e.actor, "reason": str(e.payload.get("reason", "")), "entry": e.seq}
+        for e in h.order_rejections
+    ]
+    return {**record, "earlier_rejections": earlier} if earlier else record
 
 
 def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: Any) -> dict:
