@@ -358,3 +358,19 @@ def test_frictionless_validates_the_package(linked) -> None:
     frictionless = pytest.importorskip("frictionless", reason="the frictionless validator is not installed")
     report = frictionless.validate(str(linked["package"] / "datapackage.json"))
     assert report.valid, report.flatten(["type", "note"])[:10]
+
+
+def test_a_person_index_swapped_after_the_checks_is_not_recorded(approved, monkeypatch) -> None:
+    """The persons recorded on the ledger are those of the sealed index, not of a swapped file."""
+    real = release.deliverable
+
+    def verify_then_swap(candidate, keystore, ledger):
+        found = real(candidate, keystore, ledger)
+        (candidate.path / "person_index.bin").write_bytes(b"\0" * 32)
+        return found
+
+    monkeypatch.setattr(release, "deliverable", verify_then_swap)
+    with pytest.raises(DisclosureRefused) as info:
+        _deliver(approved)
+    assert info.value.problems[0].code == "candidate_changed"
+    _nothing_left(approved)

@@ -205,6 +205,11 @@ def _person_index(c: Candidate, keystore: Any) -> pindex.PersonIndex:
             )
         ) from None
     key_id = pindex.key_id(keystore.audit_index_key())
+    if listed is not None and listed != hashlib.sha256(tags).hexdigest():
+        # the bytes read now are not the sealed ones (swapped after the checks)
+        raise DisclosureRefused(
+            Problem("candidate_changed", "the person index changed after it was sealed", file=str(c.path))
+        )
     if listed is None or meta.get("sha256") != hashlib.sha256(tags).hexdigest():
         raise InputDataError(
             Problem(
