@@ -174,13 +174,19 @@ class SQLiteStore(LedgerStore):
                     self.set_meta("schema", SCHEMA_VERSION)
             version = self.get_meta("schema")
         except sqlite3.DatabaseError as exc:
-            raise LedgerIntegrityError(
-                Problem(
-                    "ledger_unreadable",
-                    f"the file is not a readable lsssdc ledger ({type(exc).__name__})",
-                    file=str(self.path),
-                )
-            ) from None
+            raise self._unreadable(exc) from None
+        self._check_version(version)
+
+    def _unreadable(self, exc: Exception) -> LedgerIntegrityError:
+        return LedgerIntegrityError(
+            Problem(
+                "ledger_unreadable",
+                f"the file is not a readable lsssdc ledger ({type(exc).__name__})",
+                file=str(self.path),
+            )
+        )
+
+    def _check_version(self, version: str | None) -> None:
         if version != SCHEMA_VERSION:
             raise InputDataError(
                 Problem("ledger_version", f"unknown ledger schema version {version!r}", file=str(self.path))
@@ -205,17 +211,8 @@ class SQLiteStore(LedgerStore):
             version = self.get_meta("schema")
             self.count()
         except sqlite3.DatabaseError as exc:
-            raise LedgerIntegrityError(
-                Problem(
-                    "ledger_unreadable",
-                    f"the file is not a readable lsssdc ledger ({type(exc).__name__})",
-                    file=str(self.path),
-                )
-            ) from None
-        if version != SCHEMA_VERSION:
-            raise InputDataError(
-                Problem("ledger_version", f"unknown ledger schema version {version!r}", file=str(self.path))
-            )
+            raise self._unreadable(exc) from None
+        self._check_version(version)
 
     @contextmanager
     def write(self) -> Iterator[None]:
