@@ -62,8 +62,8 @@ print("working in", WORK)
 # ## The registers (synthetic)
 #
 # Two synthetic LSS registers, each with its companion cause-of-death register: a small one
-# (4,000 persons a year, 2010-2023) and a larger one (20,000 persons a year, 2015-2023; the real
-# register holds about 75,000). The files are written and read back the way a real release
+# (4,000 persons a year, 2010-2023) and one of the real register's size (about 75,000 persons a
+# year, 2015-2023). The files are written and read back the way a real release
 # reads them, and validated against the register's plausibility rules (F2.5.3). The inputs'
 # SHA-256 hashes go into the report and the ledger, so a release always says which version of
 # the data it was made from.
@@ -89,7 +89,7 @@ def make_registers(name: str, years: list[int], persons: int, seed: int):
 
 
 small, small_deaths, small_inputs = make_registers("small", list(range(2010, 2024)), 4_000, seed=7)
-register, deaths, inputs = make_registers("larger", list(range(2015, 2024)), 20_000, seed=8)
+register, deaths, inputs = make_registers("larger", list(range(2015, 2024)), 75_000, seed=8)
 
 # %% [markdown]
 # ## Keys and the ledger
@@ -145,8 +145,8 @@ pd.Series(
 # %% [markdown]
 # ## A refusal, on purpose
 #
-# The mortality order links the year of death. In the small register too many persons share
-# their combination of year, age band, sex, län, personkrets and year of death with fewer than
+# The mortality order links the year of death. In the small register too many persons have a
+# history (their years, age bands, sex, personkrets and year of death) shared by fewer than
 # k - 1 others: reaching k would need suppressed values for more records than the policy
 # allows. The gate refuses, says why, and the refusal goes on the ledger too. (`lsssdc demo`
 # runs the same order on a register of real size, where it passes.)
@@ -183,8 +183,8 @@ else:
 # %% [markdown]
 # ## A releasable order
 #
-# The daglig verksamhet order asks for no linkage; its policy coarsens kommun to län and age
-# to bands. It is prepared from the larger register.
+# The daglig verksamhet order asks for no linkage; its policy gives age in bands. It is
+# prepared from the register of real size.
 
 # %%
 dv_policy_path = POLICIES / "research-standard.yaml"
@@ -217,15 +217,16 @@ report = json.loads((candidate.path / "report.json").read_text(encoding="utf-8")
 pd.DataFrame(report["verdict"]["checks"])
 
 # %% [markdown]
-# Risk is measured on persons, not rows: a class is the set of distinct persons sharing a
-# combination of quasi-identifiers (with the year, since the extract spans several years).
-# Before treatment some persons are nearly alone in their class; after local suppression every
+# Risk is measured on persons, not rows: a class is the set of persons whose released rows over
+# all their years are the same (docs/intruder-model.md states the intruder this protects
+# against). Before treatment many persons are alone with their history; after treatment every
 # class holds at least k persons.
 
 # %%
 risk = report["risk"]
-figures = ["k", "records_below_k", "sample_uniques", "expected_reidentifications", "max_risk", "mean_risk"]
+figures = ["k", "records_below_k", "sample_uniques", "expected_reidentifications", "max_risk"]
 print("quasi-identifiers:", ", ".join(risk["quasi_identifiers"]))
+print(risk["intruder"]["statement"])
 pd.DataFrame({when: {f: risk[when][f] for f in figures} for when in ("before", "after")}, dtype=object)
 
 # %% [markdown]
@@ -237,14 +238,15 @@ sizes.index.name = "persons in the class"
 sizes.loc[sorted(sizes.index, key=lambda label: int(label.split("-")[0].rstrip("+")))]
 
 # %% [markdown]
-# What local suppression blanked, per quasi-identifier (the suppression order blanks the least
-# important variable first), and what the coarsening did:
+# What the treatment suppressed, per quasi-identifier (always on every row of a person; the
+# suppression order names what goes first), how many persons were withheld, and what the
+# coarsening did:
 
 # %%
 suppression = report["suppression"]
 print(
-    f"records with a suppressed value: {suppression['records']} ({suppression['record_share']:.2%}); "
-    f"order: {' -> '.join(suppression['order'])}"
+    f"rows with a suppressed value or withheld: {suppression['records']} ({suppression['record_share']:.2%}); "
+    f"persons withheld: {suppression['withheld_persons']}; order: {' -> '.join(suppression['order'])}"
 )
 pd.DataFrame.from_dict(suppression["per_variable"], orient="index")
 

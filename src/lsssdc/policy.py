@@ -196,6 +196,8 @@ class Policy(_Document):
     #: quasi-identifiers in the order their values are suppressed (first = first suppressed)
     suppression_order: list[StrictStr] = []
     sensitive: list[StrictStr] = []
+    #: delivered variables that neither identify nor reveal, each with the reason why
+    safe: dict[StrictStr, StrictStr] = {}
     hierarchies: Hierarchies = Hierarchies()
     thresholds: Thresholds = Thresholds()
     linkage: dict[StrictStr, LinkRule] = {}
@@ -762,6 +764,8 @@ _DESCRIPTIONS: dict[type[_Model], dict[str, str]] = {
         "suppression_order": "Quasi-identifiers in the order their values are suppressed (first = first "
         "suppressed); the others follow in reverse order of quasi_identifiers, the year last.",
         "sensitive": "Variables whose value must not be learned from a person's group (l-diversity).",
+        "safe": "Delivered variables that neither identify nor reveal, each with the reason why; every "
+        "delivered variable must be a quasi-identifier, sensitive or safe, or the release is refused.",
         "hierarchies": "How each variable is coarsened before disclosure control.",
         "thresholds": "The numbers the secrecy review holds a release to.",
         "linkage": "Registers that may be linked, by register name.",

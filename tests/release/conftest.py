@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +78,27 @@ def open_ledger(path: Path, store: KeyStore) -> Ledger:
     return Ledger.open(path, actor_keys=store.public_keys(), origin="lsssdc-release-tests")
 
 
-def policy_path(name: str) -> Path:
+#: research-standard with a higher suppression ceiling: the small test register has far fewer
+#: persons than the register, and a person's whole history is protected, so it needs more
+#: suppression than the 5 % the shipped policy allows (the demo register meets 5 %)
+_RELAXED = Path(tempfile.mkdtemp(prefix="lsssdc-test-policies-"))
+
+
+def shipped_policy_path(name: str) -> Path:
     return POLICIES / f"{name}.yaml"
+
+
+def policy_path(name: str) -> Path:
+    """A shipped policy; research-standard with the relaxed ceiling (see ``_RELAXED``)."""
+    if name != "research-standard":
+        return shipped_policy_path(name)
+    out = _RELAXED / f"{name}.yaml"
+    if not out.exists():
+        text = shipped_policy_path(name).read_text(encoding="utf-8")
+        new, n = re.subn(r"max_suppressed_share: 0\.\d+", f"max_suppressed_share: {RELAXED_SHARE}", text)
+        assert n == 1, "the shipped policy's suppression ceiling moved; update the test helper"
+        out.write_text(new, encoding="utf-8")
+    return out
 
 
 def order_path(name: str) -> Path:
@@ -87,7 +107,7 @@ def order_path(name: str) -> Path:
 
 def relaxed_deaths_policy(directory: Path, share: float = RELAXED_SHARE) -> Path:
     """research-with-deaths with a higher suppression ceiling, so a small register is releasable."""
-    text = policy_path("research-with-deaths").read_text(encoding="utf-8")
+    text = shipped_policy_path("research-with-deaths").read_text(encoding="utf-8")
     new, n = re.subn(r"max_suppressed_share: 0\.\d+", f"max_suppressed_share: {share}", text)
     assert n == 1, "the shipped policy's suppression ceiling moved; update the test helper"
     directory.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,15 @@ _EXTRA = {
     "age_band": ("Åldersgrupp vid mätdatum", "Age band at the measurement date", "", "", "string"),
     "lan": ("Län", "County (län)", "Tvåsiffrig länskod.", "Two-digit county code.", "string"),
     "kommungrupp": ("Kommungrupp (SKR 2017)", "Municipality group (SKR 2017)", "", "", "string"),
+    "suppressed": (
+        "Undertryckta variabler",
+        "Suppressed variables",
+        'Namnen på radens undertryckta variabler. Ett undertryckt värde är ".." (året: tomt); '
+        'ett tomt dödsår betyder ingen död, ".." att dödsåret är undertryckt.',
+        'Names of the variables suppressed on the row. A suppressed value is ".." (the year: empty); '
+        'an empty year of death means no death, ".." that it is suppressed.',
+        "string",
+    ),
 }
 
 

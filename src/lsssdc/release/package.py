@@ -102,7 +102,11 @@ def _readme(meta: dict[str, Any], columns: list[str]) -> str:
     ]
     rec = [f"- `{r.get('variable')}`: {r.get('description', '')}" for r in meta.get("recodings", [])]
     sup = meta.get("suppressed_share", {}) or {}
-    sup_lines = [f"- `{k}`: {v:.2%} of values suppressed (left empty)" for k, v in sorted(sup.items()) if v]
+    sup_lines = [
+        f"- `{k}`: {v:.2%} of values suppressed (`..`; the year: empty; the column `suppressed` names them)"
+        for k, v in sorted(sup.items())
+        if v
+    ]
     links = [
         f"- {link['register']}: {', '.join(link['variables'])}"
         for link in meta.get("linkage", {}).get("registers", [])

@@ -21,16 +21,15 @@ import lsssdc
 from lsssdc import coarsen as C
 from lsssdc import faults, linkage, shipped
 from lsssdc.audit import person_index as pindex
-from lsssdc.disclosure import risk as R
-from lsssdc.disclosure import suppress as S
+from lsssdc.disclosure import persons as P
 from lsssdc.disclosure import table_output
 from lsssdc.errors import DisclosureRefused, LsssdcError
 from lsssdc.identity import pseudonym as pseudo
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.register import variables as V
 from lsssdc.release import candidate as cand
+from lsssdc.release import history, tables_flow
 from lsssdc.release import report as rep
-from lsssdc.release import tables_flow
 from lsssdc.release.extract import select
 
 #: Column names after coarsening, by source variable and level.
@@ -215,13 +214,6 @@ def _histograms(sizes: np.ndarray) -> dict[str, dict[str, int]]:
     return {"class_size_histogram": hist, "risk_histogram": risk}
 
 
-def _risk_summary(report: R.RiskReport) -> dict[str, Any]:
-    d = report.to_dict()
-    d["min_class_size"] = d["k"]
-    d.update(_histograms(report.class_size))
-    return d
-
-
 def suppression_order(qis: list[str], policy: Policy) -> list[str]:
     """Quasi-identifiers from first suppressed to last: the policy's suppression_order, else the
     quasi-identifiers in reverse; the year is suppressed last."""
@@ -231,126 +223,162 @@ def suppression_order(qis: list[str], policy: Policy) -> list[str]:
     return [*first, *rest, *(["year"] if "year" in qis else [])]
 
 
-def _strict_sizes(units: pd.DataFrame, qis: list[str]) -> np.ndarray:
-    """Class size per record when a suppressed (missing) value is a value of its own."""
-    g = units.groupby(qis, dropna=False, sort=False, observed=True).ngroup().to_numpy()
-    return np.bincount(g)[g]
-
-
-def trajectories(units: pd.DataFrame, person: str, qis: list[str]) -> dict[str, Any]:
-    """For information: how many persons share their whole sequence of quasi-identifier values
-    over the years with fewer than k others. One pseudonym links a person's years, so an outsider
-    who knows someone's history could look for it; k per person-year does not cover that."""
-    if units.empty:
-        return {"persons": 0, "unique_trajectories": 0, "unique_share": 0.0}
-    row = pd.util.hash_pandas_object(units[qis].astype("string"), index=False).to_numpy(np.uint64)
-    year = pd.to_numeric(units["year"], errors="coerce").fillna(0).to_numpy(np.uint64)
-    # an order-dependent combination per person: each year's row hash mixed with the year
-    mixed = row * (np.uint64(0x9E3779B97F4A7C15) + year * np.uint64(2)) + year
-    per_person = pd.Series(mixed).groupby(units[person].to_numpy()).sum()
-    years = pd.Series(1, index=units.index).groupby(units[person].to_numpy()).sum()
-    key = per_person.to_numpy() ^ (years.to_numpy().astype(np.uint64) << np.uint64(56))
-    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    size = counts[inverse]
-    n = len(size)
-    return {
+def _class_figures(sizes: np.ndarray, k: int) -> dict[str, Any]:
+    """Figures of one set of person classes: smallest class, persons below k, uniques, risk."""
+    n = len(sizes)
+    d: dict[str, Any] = {
+        "unit": "persons",
         "persons": int(n),
-        "unique_trajectories": int((size == 1).sum()),
-        "unique_share": round(float((size == 1).sum()) / n, 6),
-        "below_5_share": round(float((size < 5).sum()) / n, 6),
-        "note": "persons whose quasi-identifiers over all their years are shared by no (or fewer "
-        "than 4) other persons; for the reviewer's judgement, not part of the gate",
+        "k": int(sizes.min()) if n else 0,
+        "min_class_size": int(sizes.min()) if n else 0,
+        "records_below_k": int((sizes < k).sum()),
+        "sample_uniques": int((sizes == 1).sum()),
+        "expected_reidentifications": round(float((1.0 / np.maximum(sizes, 1)).sum()), 2) if n else 0.0,
+        "max_risk": round(float(1.0 / sizes.min()), 6) if n else 0.0,
     }
+    d.update(_histograms(sizes))
+    return d
+
+
+def _roles(columns: list[str], policy: Policy, qis: list[str], person: str) -> Check:
+    """Every delivered variable needs a role: quasi-identifier, sensitive, or safe with a reason."""
+    known = {person, P.FLAG_COLUMN, "year", *qis, *policy.sensitive, *policy.safe}
+    missing = [c for c in columns if c not in known]
+    if missing:
+        return Check(
+            "roles",
+            False,
+            "no role in the policy (quasi_identifiers, sensitive or safe with a reason) for: "
+            + ", ".join(missing),
+        )
+    return Check("roles", True, "every delivered variable has a role in the policy")
 
 
 def control(
-    df: pd.DataFrame, policy: Policy, person: str
+    df: pd.DataFrame,
+    policy: Policy,
+    person: str,
+    joined: tuple[P.Profiles, pd.Series] | None = None,
+    holds: str = "this delivery",
 ) -> tuple[pd.DataFrame, dict[str, Any], list[Check]]:
-    """Measure and treat the extract on the policy's quasi-identifiers, counting persons.
+    """Protect the extract's persons against the policy's intruder and measure what they reach.
 
-    A person can have several rows (years, two kommuner); classes are counted on distinct
-    (person, quasi-identifier values), with the year a quasi-identifier when there are several.
+    Classes are persons with the same released rows over all their years (see
+    :mod:`lsssdc.disclosure.persons`); the figures after treatment are measured again on the
+    treated rows, not taken from the treatment's own account.
     """
     cols = list(df.columns)
     qis = [q for q in (_coarse_name(v, cols) for v in policy.quasi_identifiers) if q]
-    if "year" in cols and df["year"].nunique() > 1:
-        qis = ["year", *qis]
+    if "year" in cols:
+        qis = ["year", *[q for q in qis if q != "year"]]
     sens = [s for s in policy.sensitive if s in cols]
     t = policy.thresholds
-    l_needed = t.l if t.l > 1 and sens else None
-    criteria = R.Criteria(
-        k=t.k,
-        l_diversity=l_needed,
-        sensitive=sens if l_needed else (),
-        max_suppressed_share=t.max_suppressed_share,
-    )
+    age_column = _coarse_name("age", cols) if "age" in policy.quasi_identifiers else None
+    known = ["year", *policy.quasi_identifiers]
+    roles = _roles(cols, policy, qis, person)
     if not qis:
-        return df, {"quasi_identifiers": []}, [Check("k", True, "no quasi-identifier is delivered")]
-    key_cols = [person, *qis]
-    group = df.groupby(key_cols, dropna=False, sort=False, observed=True).ngroup().to_numpy()
-    first = pd.Series(np.arange(len(df))).groupby(group).first().to_numpy()
-    units = df.iloc[first][[person, *qis, *criteria.sensitive]].reset_index(drop=True)
-    for q in qis:
-        # a missing value here is a value (alive, not collected that year), not a suppression:
-        # it must not match everything, so it becomes a category of its own while measuring
-        units[q] = units[q].astype("string[pyarrow]").fillna(NONE)
-    before = R.measure(units, qis, criteria, unit=person)
+        return df, {"quasi_identifiers": []}, [roles, Check("k", True, "no quasi-identifier is delivered")]
+    treated, record = P.protect(
+        df,
+        person,
+        qis,
+        k=t.k,
+        l=t.l,
+        sensitive=sens,
+        order=[q for q in suppression_order(qis, policy) if q != "year"],
+        known=known,
+        age_column=age_column,
+        history=joined[0] if joined else None,
+        history_persons=joined[1] if joined else None,
+    )
+    # measured again on what leaves: a suppressed value is a value of its own
+    codes, n = P._person_codes(treated[person])
+    extra = P._history_for(treated[person], codes, n, *joined) if joined else None
+    after_prof = P.profiles(treated, codes, n, qis, known=set(known), age_column=age_column)
+    _, after_sizes = P.class_sizes(after_prof.key(extra))
+    ucodes, un = P._person_codes(df[person])
+    uextra = P._history_for(df[person], ucodes, un, *joined) if joined else None
+    before_prof = P.profiles(df, ucodes, un, qis, known=set(known), age_column=age_column)
+    _, before_sizes = P.class_sizes(before_prof.key(uextra))
+    rows = max(len(df), 1)
+    touched = record.rows_touched + record.withheld_rows
     facts: dict[str, Any] = {
         "quasi_identifiers": qis,
-        "unit": "distinct persons per class",
-        "before": _risk_summary(before),
+        "unit": "persons with the same released rows over all their years",
+        "intruder": intruder_model(policy, qis, record, holds),
+        "before": _class_figures(before_sizes, t.k),
+        "after": _class_figures(after_sizes, t.k),
+        "treatment": record.to_dict(),
     }
-    order = suppression_order(qis, policy)
-    try:
-        treated, srep = S.suppress_locally(units, qis, criteria, order=order, unit=person)
-    except DisclosureRefused as exc:
-        best = getattr(exc, "report", None)
-        if best is not None and hasattr(best, "to_dict"):
-            facts["suppression"] = best.to_dict()
-        reasons = [p.message for p in exc.problems]
-        return df, facts, [Check("disclosure", False, "; ".join(reasons) or "the policy cannot be met")]
-    after = R.measure(treated, qis, criteria, unit=person)
-    facts["after"] = _risk_summary(after)
-    # for information: k when a suppressed value is read as a value of its own
-    facts["after"]["k_missing_as_value"] = int(_strict_sizes(treated, qis).min()) if len(treated) else 0
-    if "year" in qis:
-        facts["longitudinal"] = trajectories(treated, person, [q for q in qis if q != "year"])
-    n_units = max(len(units), 1)
-    suppressed = {q: int((treated[q].isna() & units[q].notna()).sum()) for q in qis}
-    records = int(
-        np.logical_or.reduce([(treated[q].isna() & units[q].notna()).to_numpy() for q in qis]).sum()
-    )
     facts["suppression"] = {
         "per_variable": {
-            q: {"count": suppressed[q], "share": round(suppressed[q] / n_units, 6)} for q in qis
+            q: {
+                "count": record.suppressed_rows.get(q, 0),
+                "share": round(record.suppressed_rows.get(q, 0) / rows, 6),
+                "persons": record.suppressed_persons.get(q, 0),
+            }
+            for q in qis
         },
-        "records": records,
-        "record_share": round(records / n_units, 6),
-        "rounds": srep.rounds,
-        "order": order,
-        "information_loss": round(sum(suppressed.values()) / (n_units * len(qis)), 6),
-        "information_loss_measure": "share of quasi-identifier values suppressed",
+        "records": int(touched),
+        "record_share": round(touched / rows, 6),
+        "withheld_persons": record.withheld_persons,
+        "withheld_rows": record.withheld_rows,
+        "order": [q for q in suppression_order(qis, policy)],
+        "information_loss": round(sum(record.suppressed_rows.values()) / (rows * len(qis)), 6),
+        "information_loss_measure": "share of quasi-identifier values suppressed (rows x variables)",
     }
-    out = df.copy()
-    for q in qis:
-        gone = (treated[q].isna() & units[q].notna()).to_numpy()[group]
-        if q == "year":  # kept as numbers; suppressed only if nothing else helped
-            out[q] = out[q].astype("Int16").mask(gone)
-            continue
-        out[q] = out[q].astype("string[pyarrow]").mask(gone)
+    k_after = int(after_sizes.min()) if len(after_sizes) else t.k
     checks = [
-        Check("k", after.k >= t.k, f"the smallest class has {after.k} persons; the policy asks for {t.k}"),
+        roles,
+        Check(
+            "k",
+            k_after >= t.k,
+            f"the smallest group of persons with the same released rows over all years has {k_after}; "
+            f"the policy asks for {t.k}",
+        ),
         Check(
             "suppression",
-            records / n_units <= t.max_suppressed_share,
-            f"{records / n_units:.2%} of records have a suppressed value; the policy allows "
+            touched / rows <= t.max_suppressed_share,
+            f"{touched / rows:.2%} of records have a suppressed value or are withheld; the policy allows "
             f"{t.max_suppressed_share:.2%}",
         ),
     ]
-    if l_needed:
-        worst = min(after.l_distinct.values()) if after.l_distinct else 0
+    if t.l > 1 and sens:
+        worst = _l_after(treated, person, codes, n, after_prof.key(extra), sens)
         checks.append(Check("l", worst >= t.l, f"l-diversity is {worst}; the policy asks for {t.l}"))
-    return out, facts, checks
+    return treated, facts, checks
+
+
+def _l_after(
+    treated: pd.DataFrame, person: str, codes: np.ndarray, n: int, key: pd.DataFrame, sens: list[str]
+) -> int:
+    groups, _ = P.class_sizes(key)
+    worst = 1 << 30
+    for s, sig in P._diversity(treated, codes, n, sens).items():
+        del s
+        lv = P._l_per_person(groups, sig)
+        worst = min(worst, int(lv.min()) if len(lv) else worst)
+    return worst
+
+
+def intruder_model(policy: Policy, qis: list[str], record: P.PersonProtection, holds: str) -> dict[str, Any]:
+    """What the gate assumes the intruder knows and holds, in plain words (for the report)."""
+    return {
+        "knows": sorted({"year", *policy.quasi_identifiers}),
+        "measured_on": qis,
+        "statement": (
+            "The intruder knows, about a person they look for, the true values of "
+            + ", ".join(sorted(policy.quasi_identifiers))
+            + " in any or all of the person's years, the years in which the person had services, "
+            "and the year of death; they read a blank from the person's other rows, apply the "
+            "register's rules ("
+            + "; ".join(record.implications or ["none apply to the delivered variables"])
+            + "), and hold "
+            + holds
+            + ". Every person they look for has at least "
+            + f"{policy.thresholds.k} persons whose released rows agree with all of it."
+        ),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,16 +452,31 @@ def prepare(
         key = keystore.pseudonym_key(order.project_id, create=True)
         person = person_column(policy)
         extract, pseudo_report = pseudo.pseudonymise_frame(extract, "personnummer", key, out_column=person)
-        if policy.pseudonymisation.output == "lopnummer":
-            # a running number per person, valid in this delivery only (ranks of the pseudonyms)
-            extract[person] = pseudo.lopnummer(extract[person]).to_numpy()
 
         report["pseudonymisation"] = pseudo_report.to_dict()
         coarse, recodings = coarsen_extract(extract, policy)
         report["recodings"] = recodings
-        treated, risk_facts, risk_checks = control(coarse, policy, person)
+        past = (
+            history.earlier(ledger, work_dir, order.project_id, person, {*policy.sensitive, *policy.safe})
+            if policy.pseudonymisation.output != "lopnummer"
+            else history.History()
+        )
+        report["history"] = past.to_dict() | {"ledger": ledger is not None}
+        joined = (past.profiles, past.persons) if past.profiles is not None else None
+        holds = (
+            "this delivery and the project's earlier deliveries on the ledger ("
+            + (", ".join(d["order_id"] for d in past.deliveries) or "none so far")
+            + ")"
+            if ledger is not None
+            else "this delivery (no ledger was given, so earlier deliveries were not looked for)"
+        )
+        treated, risk_facts, risk_checks = control(coarse, policy, person, joined, holds)
         report["risk"] = risk_facts
         report["suppression"] = risk_facts.get("suppression") if "after" in risk_facts else None
+        if policy.pseudonymisation.output == "lopnummer":
+            # a running number per person, valid in this delivery only (ranks of the pseudonyms
+            # of the persons delivered, so a withheld person leaves no gap)
+            treated[person] = pseudo.lopnummer(treated[person]).to_numpy()
         checks += risk_checks
         leaked = [i for i in policy.identifiers if i in treated.columns]
         checks.append(
