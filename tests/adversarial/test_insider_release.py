@@ -495,3 +495,27 @@ def test_candidates_and_packages_are_never_written_in_the_key_stores_folder(site
         ]
     )
     assert code == 2 and not (keys.parent / "pkg").exists()
+
+
+@pytest.mark.parametrize("change", ["purpose", "order_id"])
+def test_a_rejection_holds_for_the_same_data_under_another_order_text(site, change: str) -> None:
+    """Rejected, then the order's purpose (or its id) edited and prepared again: the data is the
+    same bytes, so the rejection still holds although the candidate's content hash is new."""
+    release.reject(site["cand"], "reviewer-a", "not this data", site["store"], site["ledger"])
+    edit = {"purpose": "Something else entirely."} if change == "purpose" else {"order_id": "B2026-0777"}
+    again = prepare_order(
+        site["small"],
+        policy_path(DAGLIG[0]),
+        _hostile_order(site["root"], **edit),
+        site["store"],
+        site["root"] / "work",
+        site["ledger"],
+    )
+    assert again.verdict == "releasable"
+    first = json.loads((site["cand"] / MANIFEST).read_text(encoding="utf-8"))
+    assert again.content_hash != first["content_hash"]
+    assert again.manifest["files"]["data.parquet"] == first["files"]["data.parquet"]
+    with pytest.raises(LsssdcError) as info:
+        release.approve(again.path, "reviewer-b", site["store"], site["ledger"])
+    assert "rejected a candidate with exactly this data" in str(info.value)
+    _deliver_refused(site, again.path)

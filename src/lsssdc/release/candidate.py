@@ -65,6 +65,13 @@ def content_hash(files: dict[str, str], meta: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical({"files": files, "meta": meta})).hexdigest()
 
 
+def data_hash(files: dict[str, str]) -> str:
+    """Hash of what a candidate releases (its data and tables), apart from the order and report
+    around them: the same data under another order text has the same data hash."""
+    released = {k: v for k, v in files.items() if k == "data.parquet" or k.startswith("tables/")}
+    return "sha256:" + hashlib.sha256(canonical(released)).hexdigest()
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A loaded candidate: where it is and what its manifest says."""

@@ -34,6 +34,8 @@ class History:
     deliveries: list[Entry] = field(default_factory=list)
     #: rejections of earlier candidates of the same order (shown to the next reviewer)
     order_rejections: list[Entry] = field(default_factory=list)
+    #: data hash -> the rejection of a candidate that released exactly that data
+    rejected_data: dict[str, Entry] = field(default_factory=dict)
 
     @property
     def preparer(self) -> str | None:
@@ -89,6 +91,8 @@ def history(
     the role its kind needs: a prepare by a preparer, an approval by a reviewer."""
     h = History(content_hash)
     prepared = refused = None
+    data_of: dict[str, str] = {}
+    rejected: list[Entry] = []
     for e in ledger.entries():
         p = e.payload
         if not trusted(e, keys):
@@ -97,6 +101,10 @@ def history(
         if roles is not None and need is not None and need not in roles.get(e.actor, []):
             continue
         same = p.get("content_hash") == content_hash
+        if e.kind == "prepare" and p.get("data_hash"):
+            data_of.setdefault(str(p.get("content_hash")), str(p["data_hash"]))
+        if e.kind == "reject":
+            rejected.append(e)
         if e.kind == "prepare" and same and prepared is None:
             prepared = e
         elif e.kind == "refuse" and same and refused is None:
@@ -109,6 +117,9 @@ def history(
             h.deliveries.append(e)
         if e.kind == "reject" and p.get("order_id") == order_id and not same:
             h.order_rejections.append(e)
+    rejected_data = {
+        data_of[c]: e for e in rejected if (c := str(e.payload.get("content_hash"))) in data_of
+    }
     return History(
         content_hash,
         prepared,
@@ -117,6 +128,7 @@ def history(
         h.rejections,
         h.deliveries,
         h.order_rejections,
+        rejected_data,
     )
 
 
@@ -169,6 +181,17 @@ def require_not_rejected(h: History, where: str) -> None:
             Problem(
                 "rejected",
                 f"a reviewer ({who}) rejected this candidate's content; a rejection is final for it",
+                file=where,
+            )
+        )
+    data = (h.prepared.payload if h.prepared is not None else {}).get("data_hash")
+    earlier = h.rejected_data.get(str(data)) if data else None
+    if earlier is not None:
+        raise DisclosureRefused(
+            Problem(
+                "rejected",
+                f"a reviewer ({earlier.actor}) rejected a candidate with exactly this data (ledger entry "
+                f"{earlier.seq}, order {earlier.payload.get('order_id')}); a new order text does not undo it",
                 file=where,
             )
         )

@@ -565,6 +565,7 @@ def prepare(
             "order_hash": order.hash,
             "inputs": [i.__dict__ for i in inputs],
             "content_hash": sealed.content_hash,
+            "data_hash": cand.data_hash(sealed.manifest["files"]),
             "verdict": verdict.decision,
             "reasons": verdict.reasons,
             "risk": _risk_payload(report["risk"]),
