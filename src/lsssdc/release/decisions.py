@@ -117,9 +117,7 @@ def history(
             h.deliveries.append(e)
         if e.kind == "reject" and p.get("order_id") == order_id and not same:
             h.order_rejections.append(e)
-    rejected_data = {
-        data_of[c]: e for e in rejected if (c := str(e.payload.get("content_hash"))) in data_of
-    }
+    rejected_data = {data_of[c]: e for e in rejected if (c := str(e.payload.get("content_hash"))) in data_of}
     return History(
         content_hash,
         prepared,
