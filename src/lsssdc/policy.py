@@ -172,6 +172,8 @@ class Delivery(_Model):
     formats: Annotated[list[Literal["csv", "parquet", "stata"]], Field(min_length=1)] = ["csv", "parquet"]
     #: how many reviewers, none of them the preparer, must approve before delivery (four eyes)
     reviewers: Annotated[StrictInt, Field(ge=1, le=5)] = 1
+    #: a folder outside the work area where every decision's signed ledger head is exported
+    checkpoints: StrictStr | None = None
 
 
 class TablesPolicy(_Model):
@@ -812,6 +814,8 @@ _DESCRIPTIONS: dict[type[_Model], dict[str, str]] = {
     Delivery: {
         "formats": "Formats of the delivered data.",
         "reviewers": "How many reviewers, none of them the preparer, must approve before delivery.",
+        "checkpoints": "A folder outside the work area where approve, reject and deliver export the ledger's "
+        "signed head after their entry (a command's --checkpoints or LSSSDC_CHECKPOINTS comes first).",
     },
     TablesPolicy: {
         "dimensions": "Variables (and `insats`) a table may be broken down by.",

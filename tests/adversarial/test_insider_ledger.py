@@ -143,3 +143,36 @@ def test_an_entry_signed_with_a_stray_key_blocks_nothing_and_is_reported(site, c
     site["ledger"].close()
     monkeypatch.setenv("LSSSDC_PASSPHRASE", PASSPHRASE)
     assert run(["audit", "verify", "--ledger", str(path), "--key-store", str(site["store"].path)]) == 1
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_a_tail_dropped_before_any_delivery_is_caught_by_the_decisions_exported_head(
+    site, capsys, monkeypatch, tmp_path, decision
+) -> None:
+    """No delivery yet: the approval (or rejection) exported the head to the checkpoint folder,
+    and cutting the ledger back to before the decision no longer extends it."""
+    heads = tmp_path / "heads"
+    if decision == "approve":
+        rec = release.approve(site["cand"], "reviewer-a", site["store"], site["ledger"], heads)
+    else:
+        rec = release.reject(site["cand"], "reviewer-a", "no", site["store"], site["ledger"], heads)
+    exported = Path(rec["exported_head"])
+    assert exported.parent == heads and exported.name.endswith(f"-{decision}.json")
+    site["ledger"].close()
+    monkeypatch.setenv("LSSSDC_PASSPHRASE", PASSPHRASE)
+    site["ledger_path"] = site["root"] / "ledger" / "ledger.sqlite"
+    assert _verify(site, "--checkpoint", str(heads))[0] == 0
+    size = json.loads(exported.read_text(encoding="utf-8"))["size"]
+    _drop_tail(site["ledger_path"], size - 1, rewrite_head=True)
+    capsys.readouterr()
+    code, _ = _verify(site, "--checkpoint", str(heads))
+    assert code == 1 and '"verified": false' in capsys.readouterr().out
+
+
+def test_an_exported_head_is_never_overwritten(site, tmp_path) -> None:
+    heads = tmp_path / "heads"
+    rec = release.approve(site["cand"], "reviewer-a", site["store"], site["ledger"], heads)
+    before = Path(rec["exported_head"]).read_bytes()
+    rec2 = release.approve(site["cand"], "reviewer-b", site["store"], site["ledger"], heads)
+    assert rec2["exported_head"] != rec["exported_head"]
+    assert Path(rec["exported_head"]).read_bytes() == before

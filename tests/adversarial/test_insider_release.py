@@ -21,6 +21,7 @@ from lsssdc.release.candidate import APPROVAL, MANIFEST, REJECTION
 from tests.release.conftest import (
     DAGLIG,
     MORTALITY,
+    copy_ledger,
     make_keystore,
     open_ledger,
     order_path,
@@ -519,3 +520,64 @@ def test_a_rejection_holds_for_the_same_data_under_another_order_text(site, chan
         release.approve(again.path, "reviewer-b", site["store"], site["ledger"])
     assert "rejected a candidate with exactly this data" in str(info.value)
     _deliver_refused(site, again.path)
+
+
+def test_the_number_of_reviewers_comes_from_the_sealed_policy_not_the_preparers_word(site) -> None:
+    """A preparer's tool writes "1 reviewer" into its signed entry while the policy asks for 2:
+    one approval does not make the candidate deliverable."""
+    from lsssdc import policy as P
+    from lsssdc.release import pipeline
+    from tests.release.conftest import frame_input
+
+    text = policy_path(DAGLIG[0]).read_text(encoding="utf-8") + "\n"
+    text = text.replace("delivery:\n", "delivery:\n  reviewers: 2\n", 1)
+    strict = site["root"] / "strict" / "research-standard.yaml"
+    strict.parent.mkdir()
+    strict.write_text(text, encoding="utf-8")
+    pol, order = P.load_policy(strict), P.load_order(order_path(DAGLIG[1]))
+    assert pol.delivery.reviewers == 2
+    object.__setattr__(pol.delivery, "reviewers", 1)  # what the preparer's tool claims
+    cand = pipeline.prepare(
+        pol,
+        order,
+        site["small"].register,
+        keystore=site["store"],
+        work_dir=site["root"] / "work",
+        inputs=[frame_input("register", site["small"].register)],
+        ledger=site["ledger"],
+        actor="ordering-service",
+        policy_path=strict,
+        order_path=order_path(DAGLIG[1]),
+    )
+    assert cand.verdict == "releasable"
+    release.approve(cand.path, "reviewer-a", site["store"], site["ledger"])
+    _deliver_refused(site, cand.path)
+    release.approve(cand.path, "reviewer-b", site["store"], site["ledger"])
+    done = release.deliver(
+        cand.path, site["root"] / "out" / "ok", site["store"], site["ledger"], "ordering-service"
+    )
+    assert Path(done["package"]).is_dir()
+
+
+def test_a_delivery_against_a_shadow_copy_of_the_ledger_is_refused(site, tmp_path) -> None:
+    """The insider copies the ledger after the approval, lets the real one move on, and delivers
+    against the copy so that the real ledger never shows the delivery: the copy does not extend
+    the head the real ledger exported since, so the delivery is refused."""
+    heads = tmp_path / "heads"
+    release.approve(site["cand"], "reviewer-a", site["store"], site["ledger"], heads)
+    real = site["root"] / "ledger" / "ledger.sqlite"
+    site["ledger"].close()
+    shadow_path = copy_ledger(real, tmp_path / "shadow")
+    with open_ledger(real, site["store"]) as book:  # the real ledger moves on, with its head exported
+        release.approve(site["cand"], "reviewer-b", site["store"], book, heads)
+    with open_ledger(shadow_path, site["store"]) as shadow:
+        before = len(shadow)
+        with pytest.raises(LsssdcError) as info:
+            release.deliver(site["cand"], tmp_path / "pkg", site["store"], shadow, "ordering-service", heads)
+        assert len(shadow) == before
+    assert not (tmp_path / "pkg").exists()
+    assert "checkpoint" in str(info.value) or "does not verify" in str(info.value)
+    # against the real ledger the same delivery goes through
+    with open_ledger(real, site["store"]) as book:
+        done = release.deliver(site["cand"], tmp_path / "pkg", site["store"], book, "ordering-service", heads)
+    assert Path(done["package"]).is_dir()

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from lsssdc import release
+from lsssdc.errors import LsssdcError
 from lsssdc.identity import pseudonym as pseudo
 from tests.release.conftest import (
     DAGLIG,
@@ -356,3 +357,28 @@ def test_a_changed_first_delivery_is_refused_as_history(site):
     finally:
         data.write_bytes(saved)
     assert verdict == "refused" and "changed after it was sealed" in why
+
+
+def test_two_candidates_prepared_side_by_side_cannot_both_be_delivered(site, tmp_path) -> None:
+    """Two orders of one project prepared before either is delivered: each was measured without
+    the other, so once one is delivered the other must be prepared again."""
+    root = site["root"]
+    store = site["store"]
+    orders = []
+    for i, oid in enumerate(("B2026-0201", "B2026-0202")):
+        text = _second_order(root).read_text(encoding="utf-8").replace("B2026-0099", oid)
+        path = root / "orders" / f"side-{i}.yaml"
+        path.write_text(text, encoding="utf-8")
+        orders.append(path)
+    with open_ledger(root / "ledger.sqlite", store) as book:
+        a, b = (
+            prepare_order(site["small"], _loose_standard(root), o, store, root / "work", book) for o in orders
+        )
+        for cand in (a, b):
+            assert cand.verdict == "releasable"
+            release.approve(cand.path, "reviewer-a", store, book)
+        release.deliver(a.path, tmp_path / "a", store, book, "ordering-service")
+        with pytest.raises(LsssdcError) as info:
+            release.deliver(b.path, tmp_path / "b", store, book, "ordering-service")
+    assert "after this candidate was prepared" in str(info.value)
+    assert not (tmp_path / "b").exists()

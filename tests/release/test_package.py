@@ -314,8 +314,8 @@ def test_data_swapped_after_the_approval_check_is_not_delivered(approved, monkey
     """The package is made from the bytes that were checked, not from whatever is there later."""
     real = release.deliverable
 
-    def verify_then_swap(candidate, keystore, ledger):
-        found = real(candidate, keystore, ledger)
+    def verify_then_swap(candidate, keystore, ledger, where=None):
+        found = real(candidate, keystore, ledger, where)
         data = candidate.path / "data.parquet"
         df = pd.read_parquet(data)
         df.to_parquet(data, index=False, compression="gzip")  # same data, other bytes
@@ -364,8 +364,8 @@ def test_a_person_index_swapped_after_the_checks_is_not_recorded(approved, monke
     """The persons recorded on the ledger are those of the sealed index, not of a swapped file."""
     real = release.deliverable
 
-    def verify_then_swap(candidate, keystore, ledger):
-        found = real(candidate, keystore, ledger)
+    def verify_then_swap(candidate, keystore, ledger, where=None):
+        found = real(candidate, keystore, ledger, where)
         (candidate.path / "person_index.bin").write_bytes(b"\0" * 32)
         return found
 

@@ -179,7 +179,10 @@ def _summary(payload: dict[str, Any]) -> str:
 def verify(
     ledger: str = LEDGER_OPTION,
     checkpoint: list[Path] = typer.Option(
-        [], "--checkpoint", "-c", help="An exported checkpoint the ledger must extend (repeatable)."
+        [],
+        "--checkpoint",
+        "-c",
+        help="An exported checkpoint the ledger must extend, or a folder of them (repeatable).",
     ),
     key_store: Path | None = typer.Option(
         None,
@@ -201,7 +204,9 @@ def verify(
     """
     from lsssdc.audit.ledger import Checkpoint
 
-    checkpoints = [Checkpoint.read(p) for p in checkpoint]
+    # a folder stands for every head exported into it (approve, reject and deliver write there)
+    files = [f for p in checkpoint for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
+    checkpoints = [Checkpoint.read(p) for p in files]
     trusted = _actor_keys(actor_key)
     if key_store is not None:
         trusted = {**_keystore(key_store).public_keys(), **(trusted or {})}

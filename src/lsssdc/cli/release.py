@@ -133,6 +133,13 @@ def approve(
     reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    checkpoints: Path | None = typer.Option(
+        None,
+        "--checkpoints",
+        envvar="LSSSDC_CHECKPOINTS",
+        help="Folder outside the work area for the signed ledger head of this decision "
+        "(else the policy's delivery.checkpoints).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the signed approval as JSON."),
 ) -> int:
     """Approve a candidate: sign its content hash with the reviewer's Ed25519 key.
@@ -142,11 +149,13 @@ def approve(
     from lsssdc import release
 
     with _session(key_store, ledger, reviewer) as (store, book):
-        rec = release.approve(candidate, reviewer, store, book)
+        rec = release.approve(candidate, reviewer, store, book, checkpoints)
     if as_json:
         typer.echo(json.dumps(rec, indent=2, sort_keys=True))
     else:
         typer.echo(f"approved {candidate} ({rec['content_hash']}) by {reviewer}")
+        if rec.get("exported_head"):
+            typer.echo(f"ledger head exported to {rec['exported_head']}")
         for earlier in rec.get("earlier_rejections") or []:
             typer.echo(
                 f"note: an earlier candidate of this order was rejected by {earlier['by']}: {earlier['reason']}"
@@ -161,6 +170,13 @@ def reject(
     reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
+    checkpoints: Path | None = typer.Option(
+        None,
+        "--checkpoints",
+        envvar="LSSSDC_CHECKPOINTS",
+        help="Folder outside the work area for the signed ledger head of this decision "
+        "(else the policy's delivery.checkpoints).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the signed rejection as JSON."),
 ) -> int:
     """Reject a candidate with a reason; it can never be delivered.
@@ -170,11 +186,13 @@ def reject(
     from lsssdc import release
 
     with _session(key_store, ledger, reviewer) as (store, book):
-        rec = release.reject(candidate, reviewer, reason, store, book)
+        rec = release.reject(candidate, reviewer, reason, store, book, checkpoints)
     if as_json:
         typer.echo(json.dumps(rec, indent=2, sort_keys=True))
     else:
         typer.echo(f"rejected {candidate}")
+        if rec.get("exported_head"):
+            typer.echo(f"ledger head exported to {rec['exported_head']}")
     return EXIT_OK
 
 
@@ -187,6 +205,13 @@ def deliver(
     actor: str = typer.Option(
         "ordering-service", "--actor", help="Who delivers (a signer in the key store)."
     ),
+    checkpoints: Path | None = typer.Option(
+        None,
+        "--checkpoints",
+        envvar="LSSSDC_CHECKPOINTS",
+        help="Folder outside the work area for the signed ledger head of this decision "
+        "(else the policy's delivery.checkpoints).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
     """Deliver an approved candidate whose bytes still match the signed hash (exit 1 otherwise).
@@ -197,7 +222,7 @@ def deliver(
 
     check_apart(key_store, [to])  # a package holds data: never in the key store's folder
     with _session(key_store, ledger, actor) as (store, book), working("writing the delivery package"):
-        result = release.deliver(candidate, to, store, book, actor)
+        result = release.deliver(candidate, to, store, book, actor, checkpoints)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:

@@ -8,9 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from lsssdc import faults
+from lsssdc import policy as P
 from lsssdc.audit import person_index as pindex
-from lsssdc.errors import DisclosureRefused, InputDataError, KeyStoreError, Problem, has_personnummer_shape
-from lsssdc.release import approval, decisions, package
+from lsssdc.errors import (
+    DisclosureRefused,
+    InputDataError,
+    KeyStoreError,
+    LsssdcError,
+    Problem,
+    has_personnummer_shape,
+)
+from lsssdc.release import approval, decisions, heads, package
 from lsssdc.release.candidate import APPROVAL, REJECTION, Candidate, load
 
 PERSON_INDEX = "person_index.bin"
@@ -24,13 +32,15 @@ def _where(c: Candidate) -> str:
     return str(c.path)
 
 
-def _history(c: Candidate, keystore: Any, ledger: Any) -> decisions.History:
-    decisions.check_ledger(ledger)
+def _history(c: Candidate, keystore: Any, ledger: Any, where: Path | None = None) -> decisions.History:
+    decisions.check_ledger(ledger, heads.known(where, ledger.origin))
     roles = {name: keystore.roles(name) for name in keystore.signers()}
     return decisions.history(ledger, keystore.public_keys(), c.content_hash, c.order_id, roles)
 
 
-def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict:
+def approve(
+    path: str | Path, reviewer: str, keystore: Any, ledger: Any, checkpoints: str | Path | None = None
+) -> dict:
     """A reviewer signs the candidate's content hash; the decision goes on the ledger first.
 
     Approvable only when the ledger holds a signed, releasable ``prepare`` entry for exactly
@@ -39,7 +49,8 @@ def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict
     c = load(path)
     key = keystore.get_signing_key(reviewer, role="reviewer")
     approval.check_intact(c)
-    h = _history(c, keystore, ledger)
+    where = heads.folder(checkpoints, c.path)
+    h = _history(c, keystore, ledger, where)
     prepared = decisions.require_prepared(h, _where(c))
     decisions.require_not_rejected(h, _where(c))
     if not approval.gate_said_yes(c):
@@ -61,7 +72,7 @@ def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict
         )
     record = approval.approval_record(c, reviewer, key)
     faults.point("approve.checked")
-    ledger.append(
+    entry = ledger.append(
         "approve",
         reviewer,
         {
@@ -74,6 +85,7 @@ def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict
         signer=key,
     )
     faults.point("approve.entry")
+    head = heads.export(ledger, key, where, entry.seq, "approve")
     # the file is a copy for people reading the work area; decisions are read from the ledger
     approval.write_record(c, APPROVAL, record)
     faults.point("approve.done")
@@ -82,10 +94,18 @@ def approve(path: str | Path, reviewer: str, keystore: Any, ledger: Any) -> dict
         {"by": e.actor, "reason": str(e.payload.get("reason", "")), "entry": e.seq}
         for e in h.order_rejections
     ]
-    return {**record, "earlier_rejections": earlier} if earlier else record
+    out = {**record, "earlier_rejections": earlier} if earlier else dict(record)
+    return out | ({"exported_head": str(head)} if head else {})
 
 
-def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: Any) -> dict:
+def reject(
+    path: str | Path,
+    reviewer: str,
+    reason: str,
+    keystore: Any,
+    ledger: Any,
+    checkpoints: str | Path | None = None,
+) -> dict:
     """A reviewer rejects the candidate with a reason; its content can never be delivered."""
     if has_personnummer_shape(reason):
         raise InputDataError(
@@ -97,9 +117,10 @@ def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: 
     c = load(path)
     key = keystore.get_signing_key(reviewer, role="reviewer")
     approval.check_intact(c)  # a rejection is of exactly these bytes
-    decisions.check_ledger(ledger)
+    where = heads.folder(checkpoints, c.path)
+    decisions.check_ledger(ledger, heads.known(where, ledger.origin))
     record = approval.rejection_record(c, reviewer, reason, key)
-    ledger.append(
+    entry = ledger.append(
         "reject",
         reviewer,
         {
@@ -111,23 +132,28 @@ def reject(path: str | Path, reviewer: str, reason: str, keystore: Any, ledger: 
         signer=key,
     )
     faults.point("reject.entry")
+    head = heads.export(ledger, key, where, entry.seq, "reject")
     approval.write_record(c, REJECTION, record)
     faults.point("reject.done")
-    return record
+    return dict(record) | ({"exported_head": str(head)} if head else {})
 
 
-def deliverable(c: Candidate, keystore: Any, ledger: Any) -> tuple[decisions.History, int]:
+def deliverable(
+    c: Candidate, keystore: Any, ledger: Any, where: Path | None = None
+) -> tuple[decisions.History, int]:
     """Everything that makes a candidate deliverable, re-derived from the ledger and the bytes.
 
     Returns the ledger's history of the content and the number of reviewers the policy needs.
     """
     approval.check_intact(c)
-    h = _history(c, keystore, ledger)
+    h = _history(c, keystore, ledger, where)
     decisions.require_prepared(h, _where(c))
     decisions.require_not_rejected(h, _where(c))
     if not approval.gate_said_yes(c):
         raise DisclosureRefused(Problem("refused", "the candidate did not meet its policy", file=_where(c)))
-    needed = int((h.prepared.payload if h.prepared else {}).get("reviewers_required") or 1)
+    needed = max(
+        int((h.prepared.payload if h.prepared else {}).get("reviewers_required") or 1), _reviewers(c)
+    )
     if len(h.reviewers) < needed:
         own = [e.actor for e in h.approvals if e.actor == h.preparer]
         raise DisclosureRefused(
@@ -140,10 +166,67 @@ def deliverable(c: Candidate, keystore: Any, ledger: Any) -> tuple[decisions.His
                 hint="a reviewer runs: lsssdc approve CANDIDATE --reviewer NAME",
             )
         )
+    _require_no_delivery_since(c, ledger, h)
     return h, needed
 
 
-def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor: str) -> dict[str, Any]:
+def _require_no_delivery_since(c: Candidate, ledger: Any, h: decisions.History) -> None:
+    """A microdata candidate was measured together with the project's deliveries before its
+    prepare entry; one delivered since (from a candidate prepared at the same time) was not part
+    of that measure, so this one must be prepared again."""
+    if c.manifest.get("kind") == "tables" or h.prepared is None:
+        return
+    for e in ledger.entries("deliver"):
+        p = e.payload
+        if (
+            e.seq > h.prepared.seq
+            and p.get("project_id") == c.project_id
+            and p.get("content_hash") != c.content_hash
+            and p.get("persons")
+        ):
+            raise DisclosureRefused(
+                Problem(
+                    "history_changed",
+                    f"project {c.project_id} got another delivery (ledger entry {e.seq}, order "
+                    f"{p.get('order_id')}) after this candidate was prepared; it was not measured "
+                    "together with it",
+                    file=_where(c),
+                    hint="prepare the order again; the new candidate is measured with every delivery",
+                )
+            )
+
+
+def _reviewers(c: Candidate) -> int:
+    """How many reviewers the candidate's own (sealed) policy asks for: the prepare entry's
+    figure is the preparer's word, so the larger of the two counts."""
+    path = c.path / "policy.yaml"
+    if not path.is_file():
+        return 1
+    try:
+        pol = P.load_policy(path)
+    except LsssdcError:
+        raise DisclosureRefused(
+            Problem("bad_candidate", "the candidate's policy file does not load", file=str(path))
+        ) from None
+    if c.manifest.get("policy_hash") not in (None, pol.hash):
+        raise DisclosureRefused(
+            Problem(
+                "candidate_changed",
+                "the candidate's policy file is not the policy it was prepared under",
+                file=str(path),
+            )
+        )
+    return pol.delivery.reviewers
+
+
+def deliver(
+    path: str | Path,
+    to: str | Path,
+    keystore: Any,
+    ledger: Any,
+    actor: str,
+    checkpoints: str | Path | None = None,
+) -> dict[str, Any]:
     """Write the package of an approved, unchanged candidate and record the delivery.
 
     Every condition is re-derived from the ledger and the bytes (never from decision files).
@@ -152,7 +235,8 @@ def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor:
     is never a package without its entry.
     """
     c = load(path)
-    h, _needed = deliverable(c, keystore, ledger)
+    where = heads.folder(checkpoints, c.path)
+    h, _needed = deliverable(c, keystore, ledger, where)
     target = Path(to)
     index = _person_index(c, keystore) if c.manifest.get("kind") != "tables" else None
     signer = keystore.get_signing_key(actor, role="preparer")
@@ -184,7 +268,9 @@ def deliver(path: str | Path, to: str | Path, keystore: Any, ledger: Any, actor:
     files = package.build_package(c, target, identifiers=identifiers, before_publish=record, columns=columns)
     faults.point("deliver.done")
     entry = recorded["entry"]
-    return {"package": str(target), "files": files, "ledger_entry": entry.seq}
+    head = heads.export(ledger, signer, where, entry.seq, "deliver")
+    out = {"package": str(target), "files": files, "ledger_entry": entry.seq}
+    return out | ({"exported_head": str(head)} if head else {})
 
 
 def _person_index(c: Candidate, keystore: Any) -> pindex.PersonIndex:

@@ -11,14 +11,14 @@ ignored, and an entry that was removed is caught by the ledger's own verificatio
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from lsssdc.audit.ledger import Entry, Ledger
+from lsssdc.audit.ledger import Checkpoint, Entry, Ledger
 from lsssdc.errors import DisclosureRefused, LedgerIntegrityError, Problem
 
 
@@ -130,9 +130,10 @@ def history(
     )
 
 
-def check_ledger(ledger: Ledger) -> None:
-    """Refuse to decide on a ledger that fails its own verification (an entry removed or edited)."""
-    report = ledger.verify()
+def check_ledger(ledger: Ledger, heads: Sequence[Checkpoint] = ()) -> None:
+    """Refuse to decide on a ledger that fails its own verification (an entry removed or edited)
+    or does not extend every head exported earlier (cut back, or a copy that forked)."""
+    report = ledger.verify(heads)
     # an entry signed by a key that is not its actor's counts for nothing (see `trusted`); it is
     # reported by `lsssdc audit verify`, but lets nobody block every later decision by appending one
     blocking = [p for p in report.problems if p.code not in ("ledger_untrusted_key", "ledger_signature")]

@@ -40,8 +40,6 @@ _KOMMUN_LEVEL_NAMES = {
     "lan": "lan",
     "riket": "riket",
 }
-#: Stands for a genuine missing value (e.g. no date of death) while risk is measured.
-NONE = "\u2205"
 _HIST_BINS = [
     (1, 1, "1"),
     (2, 2, "2"),
