@@ -16,7 +16,7 @@ from lsssdc import release, shipped
 from lsssdc.audit.ledger import Ledger
 from lsssdc.errors import InputDataError, Problem
 from lsssdc.identity.keystore import KeyStore
-from lsssdc.register import files, rules, synth
+from lsssdc.register import files, population, rules, synth
 from lsssdc.release import pipeline
 from lsssdc.release.candidate import sha256_file
 
@@ -108,6 +108,9 @@ def run(
     deaths = files.read_deaths(paths["deaths"])
     validation = rules.validate(register, deaths, source=str(paths["lss"]))
     say(f"validated: {validation.errors} errors, {validation.warnings} warnings")
+    pop_path = population.write(population.synthesise(years), regs / "population.parquet")
+    pop = population.read(pop_path)
+    say(f"synthetic population table (folkmängd per kommun, sex, age) -> {pop_path}")
 
     store = KeyStore.create(keys / "demo-keys.json", DEMO_PASSPHRASE, apart_from=[regs, work, delivery])
     # a key custodian first; every other actor is added by the custodian
@@ -121,7 +124,7 @@ def run(
     pol, order = P.load_policy(policy_path), P.load_order(order_path)
     inputs = [
         pipeline.Input(f"register:{p.name}", "sha256:" + sha256_file(p), n)
-        for p, n in ((paths["lss"], len(register)), (paths["deaths"], len(deaths)))
+        for p, n in ((paths["lss"], len(register)), (paths["deaths"], len(deaths)), (pop_path, len(pop)))
     ]
     cand = pipeline.prepare(
         pol,
@@ -135,6 +138,7 @@ def run(
         actor="ordering-service",
         policy_path=policy_path,
         order_path=order_path,
+        population=pop,
     )
     say(f"prepared candidate {cand.path}: {cand.verdict}")
     say(f"reviewer report: {cand.path / 'report.html'}")

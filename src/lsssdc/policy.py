@@ -156,6 +156,8 @@ class Thresholds(_Model):
     zero_is_safe: bool = True
     dominance: Dominance | None = None
     p_percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    #: largest share of a population group (year, sex, age band, region) a delivery may cover
+    max_presence: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
 class LinkRule(_Model):
@@ -804,6 +806,9 @@ _DESCRIPTIONS: dict[type[_Model], dict[str, str]] = {
         "dominance": "The (n, k) dominance rule for sums in tables.",
         "p_percent": "p% rule for sums: the second largest contributor must not estimate the largest "
         "within p percent.",
+        "max_presence": "Largest share of a population group (year, sex, age band, region as delivered) the "
+        "delivery may cover (delta-presence); needs a population register (prepare --population). "
+        "Not set: measured when a population is given, never enforced.",
     },
     Dominance: {"n": "Number of largest contributors.", "k": "Percentage of the cell they may make up."},
     LinkRule: {

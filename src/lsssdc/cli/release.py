@@ -60,6 +60,12 @@ def prepare(
     link: list[str] = typer.Option(
         [], "--link", help="A register to link, as NAME=FILE (e.g. deaths=d.parquet)."
     ),
+    population: Path | None = typer.Option(
+        None,
+        "--population",
+        help="Population table (folkmängd per year, kommun, sex, age; CSV or Parquet): measures how much "
+        "of a population group the delivery covers (needed when the policy sets max_presence).",
+    ),
     work: Path = typer.Option(Path("work"), "--work", help="Work area for candidates."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
@@ -91,6 +97,13 @@ def prepare(
         df = files.read_deaths(path) if name == "deaths" else files.read_table(path)
         others[name] = df
         inputs.append(pipeline.Input(f"{name}:{path.name}", _sha256(path), len(df)))
+    pop = None
+    if population is not None:
+        from lsssdc.register import population as popmod
+
+        with working("reading the population table"):
+            pop = popmod.read(population)
+        inputs.append(pipeline.Input(f"population:{population.name}", _sha256(population), len(pop)))
     check_apart(key_store, [work])  # candidates hold data: never in the key store's folder
     with (
         _session(key_store, ledger, actor) as (store, book),
@@ -108,6 +121,7 @@ def prepare(
             actor=actor,
             policy_path=policy,
             order_path=order,
+            population=pop,
         )
     report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
     summary = {

@@ -21,6 +21,7 @@ import lsssdc
 from lsssdc import coarsen as C
 from lsssdc import faults, linkage, shipped
 from lsssdc.audit import person_index as pindex
+from lsssdc.disclosure import membership as M
 from lsssdc.disclosure import persons as P
 from lsssdc.disclosure import table_output
 from lsssdc.errors import DisclosureRefused, LsssdcError
@@ -359,6 +360,44 @@ def _l_after(
     return worst
 
 
+def membership_check(
+    treated: pd.DataFrame, policy: Policy, person: str, population: pd.DataFrame | None
+) -> tuple[dict[str, Any] | None, list[Check]]:
+    """Delta-presence against the population register, when one is given or the policy asks."""
+    bound = policy.thresholds.max_presence
+    if population is None:
+        if bound is None:
+            return None, []
+        return None, [
+            Check(
+                "membership",
+                False,
+                f"the policy bounds the share of a population group a delivery covers ({bound:.0%}) "
+                "but no population register was given (prepare --population FILE)",
+            )
+        ]
+    pop, _ = coarsen_extract(population, policy)
+    cols = list(treated.columns)
+    columns = [c for c in ("year", "sex", _coarse_name("age", cols), _coarse_name("kommun", cols)) if c]
+    rec = M.presence(treated, person, pop, columns, bound)
+    facts = rec.to_dict() | {
+        "statement": "persons delivered over persons in the population, per group of "
+        + ", ".join(rec.columns)
+        + " (a suppressed value widens the group); being in the delivery reveals a disability"
+    }
+    if bound is None:
+        return facts, []
+    worst = ", ".join(f"{c} {rec.worst.get(c)}" for c in rec.columns)
+    return facts, [
+        Check(
+            "membership",
+            rec.max_share <= bound,
+            f"the delivery covers at most {rec.max_share:.2%} of a population group ({worst}); "
+            f"the policy allows {bound:.0%}",
+        )
+    ]
+
+
 def intruder_model(policy: Policy, qis: list[str], record: P.PersonProtection, holds: str) -> dict[str, Any]:
     """What the gate assumes the intruder knows and holds, in plain words (for the report)."""
     return {
@@ -411,6 +450,7 @@ def prepare(
     actor: str = "ordering-service",
     policy_path: str | Path | None = None,
     order_path: str | Path | None = None,
+    population: pd.DataFrame | None = None,
 ) -> cand.Candidate:
     """Run the release flow for a microdata order; write and seal the candidate in ``work_dir``."""
     report: dict[str, Any] = {
@@ -476,6 +516,10 @@ def prepare(
             # of the persons delivered, so a withheld person leaves no gap)
             treated[person] = pseudo.lopnummer(treated[person]).to_numpy()
         checks += risk_checks
+        member_facts, member_checks = membership_check(treated, policy, person, population)
+        if member_facts is not None:
+            report["risk"]["membership"] = member_facts
+        checks += member_checks
         leaked = [i for i in policy.identifiers if i in treated.columns]
         checks.append(
             Check(
