@@ -24,10 +24,12 @@ import pytest
 from lsssdc import release
 from lsssdc.errors import LsssdcError
 from lsssdc.identity import pseudonym as pseudo
-from tests.release.conftest import (
+from tests.release.conftest import (  # noqa: F401 - fixtures by name
     DAGLIG,
     MORTALITY,
+    big,
     make_keystore,
+    mortality_candidate,
     open_ledger,
     order_path,
     prepare_order,
@@ -382,3 +384,13 @@ def test_two_candidates_prepared_side_by_side_cannot_both_be_delivered(site, tmp
             release.deliver(b.path, tmp_path / "b", store, book, "ordering-service")
     assert "after this candidate was prepared" in str(info.value)
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("who", ["neighbour+personkrets"])
+def test_the_shipped_order_on_a_register_of_real_size_keeps_k(mortality_candidate, who):  # noqa: F811
+    """The shipped mortality order under the shipped policy, on a register of the demo's size."""
+    r = mortality_candidate
+    data = pd.read_parquet(r.candidate / "data.parquet")
+    truth = _truth(r.register, r.keystore, PROJECT, data["pseudonym"])
+    _attack((data, truth), KNOWLEDGE[who], who, _targets(data, 150, 50))
