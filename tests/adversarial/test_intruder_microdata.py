@@ -195,10 +195,11 @@ def test_every_target_has_k_candidates(released, who):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("who", sorted(KNOWLEDGE))
-def test_every_treated_target_has_k_candidates(released, who):
-    """The same attack on every person the treatment touched and 1,000 others."""
-    _attack(released, KNOWLEDGE[who], who, _targets(released[0], 10**6, 1000))
+def test_many_treated_targets_have_k_candidates(released):
+    """The same attack with the most knowledge (every other intruder here knows less, so finds
+    more candidates) on 1,500 persons the treatment touched and 500 others."""
+    who = "neighbour+personkrets"
+    _attack(released, KNOWLEDGE[who], who, _targets(released[0], 1500, 500))
 
 
 def _attack(released, knows: tuple[str, ...], who: str, targets: list[str]) -> None:
