@@ -48,6 +48,16 @@ def _parse_links(links: list[str]) -> dict[str, Path]:
     return out
 
 
+#: one definition of the checkpoint folder option, shared by approve, reject and deliver
+CHECKPOINTS = typer.Option(
+    None,
+    "--checkpoints",
+    envvar="LSSSDC_CHECKPOINTS",
+    help="Folder outside the work area for the signed ledger head of this decision "
+    "(else the policy's delivery.checkpoints).",
+)
+
+
 @app.command()
 def prepare(
     policy: str = typer.Option(
@@ -147,13 +157,7 @@ def approve(
     reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
-    checkpoints: Path | None = typer.Option(
-        None,
-        "--checkpoints",
-        envvar="LSSSDC_CHECKPOINTS",
-        help="Folder outside the work area for the signed ledger head of this decision "
-        "(else the policy's delivery.checkpoints).",
-    ),
+    checkpoints: Path | None = CHECKPOINTS,
     as_json: bool = typer.Option(False, "--json", help="Print the signed approval as JSON."),
 ) -> int:
     """Approve a candidate: sign its content hash with the reviewer's Ed25519 key.
@@ -184,13 +188,7 @@ def reject(
     reviewer: str = typer.Option(..., "--reviewer", help="The reviewer's name (a signer in the key store)."),
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
     ledger: str = typer.Option(..., "--ledger", help=LEDGER_HELP),
-    checkpoints: Path | None = typer.Option(
-        None,
-        "--checkpoints",
-        envvar="LSSSDC_CHECKPOINTS",
-        help="Folder outside the work area for the signed ledger head of this decision "
-        "(else the policy's delivery.checkpoints).",
-    ),
+    checkpoints: Path | None = CHECKPOINTS,
     as_json: bool = typer.Option(False, "--json", help="Print the signed rejection as JSON."),
 ) -> int:
     """Reject a candidate with a reason; it can never be delivered.
@@ -219,13 +217,7 @@ def deliver(
     actor: str = typer.Option(
         "ordering-service", "--actor", help="Who delivers (a signer in the key store)."
     ),
-    checkpoints: Path | None = typer.Option(
-        None,
-        "--checkpoints",
-        envvar="LSSSDC_CHECKPOINTS",
-        help="Folder outside the work area for the signed ledger head of this decision "
-        "(else the policy's delivery.checkpoints).",
-    ),
+    checkpoints: Path | None = CHECKPOINTS,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
     """Deliver an approved candidate whose bytes still match the signed hash (exit 1 otherwise).
