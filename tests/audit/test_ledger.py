@@ -1,4 +1,7 @@
-"""The ledger: appends, signatures, checkpoints, and every kind of tampering done on the file itself."""
+"""The ledger: appends, signatures, checkpoints, and every kind of tampering done on the store
+itself. Each test that is not about the SQLite file runs on both stores: a SQLite file and a
+PostgreSQL database on a throwaway server (tests/pg.py), tampered with as an insider with
+superuser access would (triggers dropped, rows changed)."""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ import hashlib
 import itertools
 import json
 import sqlite3
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,8 +26,11 @@ from lsssdc import refdata
 from lsssdc.audit import merkle
 from lsssdc.audit.ledger import Checkpoint, Ledger, find_personnummer, public_bytes
 from lsssdc.errors import InputDataError, KeyStoreError, LedgerIntegrityError
+from tests.pg import create_database, postgres_server, postgres_url  # noqa: F401 - fixtures
 
 ORIGIN = "lsssdc-ledger/test"
+STORES = ("sqlite", "postgresql")
+Target = Path | str  # a SQLite file, or a postgresql:// URL
 
 
 def _key(seed: int) -> Ed25519PrivateKey:
@@ -32,6 +40,14 @@ def _key(seed: int) -> Ed25519PrivateKey:
 ALICE, BOB, MALLORY = _key(1), _key(2), _key(3)
 TRUSTED = {"alice": ALICE.public_key(), "bob": BOB.public_key()}
 
+#: ledgers a test opened, closed when its ``target`` is torn down (an open PostgreSQL connection
+#: left to the garbage collector warns, and warnings are errors here)
+_opened: list[Ledger] = []
+
+
+def is_postgres(target: Target) -> bool:
+    return isinstance(target, str) and target.startswith("postgresql://")
+
 
 def make_clock() -> Callable[[], dt.datetime]:
     ticks = itertools.count()
@@ -39,8 +55,11 @@ def make_clock() -> Callable[[], dt.datetime]:
     return lambda: start + dt.timedelta(seconds=next(ticks))
 
 
-def build(path: Path, n: int = 10, **kwargs) -> Ledger:
-    ledger = Ledger.open(path, signer=ALICE, actor_keys=TRUSTED, clock=make_clock(), origin=ORIGIN, **kwargs)
+def build(target: Target, n: int = 10, **kwargs) -> Ledger:
+    ledger = Ledger.open(
+        target, signer=ALICE, actor_keys=TRUSTED, clock=make_clock(), origin=ORIGIN, **kwargs
+    )
+    _opened.append(ledger)
     for i in range(1, n + 1):
         actor, key = ("alice", ALICE) if i % 2 else ("bob", BOB)
         ledger.append(
@@ -52,32 +71,96 @@ def build(path: Path, n: int = 10, **kwargs) -> Ledger:
     return ledger
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.sqlite"
+@pytest.fixture(params=STORES)
+def new_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Target]]:
+    """Fresh, empty places for a ledger on the store under test."""
+    if request.param == "sqlite":
+        names = itertools.count()
+        yield lambda: tmp_path / ("ledger.sqlite" if (i := next(names)) == 0 else f"ledger-{i}.sqlite")
+    else:
+        server = request.getfixturevalue("postgres_server")
+        yield lambda: create_database(server)
+    while _opened:
+        _opened.pop().close()
 
 
 @pytest.fixture
-def ledger(path: Path) -> Ledger:
-    led = build(path)
+def target(new_target: Callable[[], Target]) -> Target:
+    return new_target()
+
+
+@pytest.fixture
+def ledger(target: Target) -> Ledger:
+    led = build(target)
     yield led
     led.close()
 
 
-def tamper(path: Path, *statements: str, params: tuple = ()) -> None:
-    """What an attacker with write access to the file does: drop the guards, change rows."""
-    db = sqlite3.connect(path)
-    for table in ("entries", "checkpoints", "person_index"):
-        for op in ("update", "delete"):
-            db.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
-    for statement in statements:
-        db.execute(statement, params if "?" in statement else ())
-    db.commit()
-    db.close()
+def drop_guards(con) -> None:
+    """Drop every trigger in the PostgreSQL database, found in the catalogue (not by the names
+    lsssdc gives them), as a superuser can."""
+    found = con.execute("SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal")
+    for name, table in found.fetchall():
+        con.execute(f'DROP TRIGGER "{name}" ON {table}')
 
 
-def reopen(path: Path, **kwargs) -> Ledger:
-    return Ledger.open(path, actor_keys=kwargs.pop("actor_keys", TRUSTED), create=False, **kwargs)
+def _run(target: Target, statements: tuple[str, ...], params: tuple, *, guards_off: bool) -> None:
+    """Run SQL on the store directly, in one transaction; ``?`` marks the parameters."""
+    if is_postgres(target):
+        import psycopg
+
+        with psycopg.connect(str(target)) as con:  # committed when the block ends
+            if guards_off:
+                drop_guards(con)
+            for statement in statements:
+                con.execute(statement.replace("?", "%s"), params if "?" in statement else None)
+        return
+    db = sqlite3.connect(target)
+    try:
+        if guards_off:
+            for table in ("entries", "checkpoints", "person_index"):
+                for op in ("update", "delete"):
+                    db.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
+        for statement in statements:
+            db.execute(statement, params if "?" in statement else ())
+        db.commit()
+    finally:
+        db.close()
+
+
+def tamper(target: Target, *statements: str, params: tuple = ()) -> None:
+    """What an attacker with write access to the file, or superuser access to the database, does:
+    drop the guards, change rows."""
+    _run(target, statements, params, guards_off=True)
+
+
+def db_error(target: Target) -> type[Exception]:
+    if is_postgres(target):
+        import psycopg
+
+        return psycopg.Error
+    return sqlite3.DatabaseError
+
+
+def wipe(target: Target) -> None:
+    """The whole database removed: the SQLite file (and its -wal and -shm), or every table."""
+    if is_postgres(target):
+        import psycopg
+
+        with psycopg.connect(str(target)) as con:
+            con.execute("DROP SCHEMA public CASCADE")
+            con.execute("CREATE SCHEMA public")
+        return
+    path = Path(target)
+    path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def reopen(target: Target, **kwargs) -> Ledger:
+    led = Ledger.open(target, actor_keys=kwargs.pop("actor_keys", TRUSTED), create=False, **kwargs)
+    _opened.append(led)
+    return led
 
 
 def codes(report) -> set[str]:
@@ -107,14 +190,15 @@ def test_entries_chain_hash_and_sign_canonical_json(ledger: Ledger) -> None:
     assert ledger.head().seq == 10 and len(ledger) == 10
 
 
-def test_same_inputs_keys_and_clock_give_identical_entries(tmp_path: Path) -> None:
-    a, b = build(tmp_path / "a.sqlite"), build(tmp_path / "b.sqlite")
+def test_same_inputs_keys_and_clock_give_identical_entries(new_target: Callable[[], Target]) -> None:
+    a, b = build(new_target()), build(new_target())
     assert [e.hash for e in a.entries()] == [e.hash for e in b.entries()]
     assert a.root() == b.root()
 
 
-def test_append_refuses_unknown_kind_bad_actor_and_unsigned(path: Path) -> None:
-    led = Ledger.open(path, clock=make_clock())
+def test_append_refuses_unknown_kind_bad_actor_and_unsigned(target: Target) -> None:
+    led = Ledger.open(target, clock=make_clock())
+    _opened.append(led)
     with pytest.raises(KeyStoreError):
         led.append("prepare", "alice", {})
     with pytest.raises(InputDataError, match="unknown ledger entry kind"):
@@ -165,22 +249,29 @@ def test_extend_appends_in_one_transaction(ledger: Ledger) -> None:
     assert len(ledger) == 13 and ledger.verify().ok
 
 
-def test_rows_cannot_be_updated_or_deleted_through_sql(path: Path, ledger: Ledger) -> None:
-    db = sqlite3.connect(path)
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        db.execute("UPDATE entries SET actor = 'x' WHERE seq = 1")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        db.execute("DELETE FROM entries WHERE seq = 10")
-    db.close()
+def test_rows_cannot_be_updated_or_deleted_through_sql(target: Target, ledger: Ledger) -> None:
+    ledger.checkpoint()
+    refused = [
+        "UPDATE entries SET actor = 'x' WHERE seq = 1",
+        "DELETE FROM entries WHERE seq = 10",
+        "UPDATE checkpoints SET size = 11",
+        "DELETE FROM checkpoints",
+    ]
+    if is_postgres(target):  # (SQLite has no TRUNCATE)
+        refused += [f"TRUNCATE {table}" for table in ("entries", "checkpoints", "person_index")]
+    for statement in refused:
+        with pytest.raises(db_error(target), match="append-only"):
+            _run(target, (statement,), (), guards_off=False)
+    assert len(ledger) == 10 and ledger.verify().ok
 
 
-def test_concurrent_writers_keep_one_chain(path: Path) -> None:
-    build(path, n=0).close()
+def test_concurrent_writers_keep_one_chain(target: Target) -> None:
+    build(target, n=0).close()
     errors: list[BaseException] = []
 
     def writer(name: str) -> None:
         try:
-            led = Ledger.open(path, signer=ALICE)
+            led = Ledger.open(target, signer=ALICE)
             for i in range(15):
                 led.append("prepare", "alice", {"writer": name, "i": i})
             led.close()
@@ -193,8 +284,49 @@ def test_concurrent_writers_keep_one_chain(path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    led = reopen(path)
+    led = reopen(target)
     assert len(led) == 30 and led.verify().ok
+
+
+def test_writers_starting_a_new_ledger_at_once_never_reset_it(new_target: Callable[[], Target]) -> None:
+    """Several writers (threads, a connection each) open the same not-yet-existing ledger at the same moment and append: the
+    one that starts it first is never undone by another (its record reset, its entries then
+    "unrecorded"). On PostgreSQL every writer succeeds; on SQLite a writer that opens the file
+    while its creator is still writing the schema may be refused (loudly), never more."""
+
+    def writer(target: Target, name: str, start: threading.Barrier, done: list, refused: list) -> None:
+        start.wait()
+        try:
+            led = Ledger.open(target, signer=ALICE)
+        except LedgerIntegrityError as exc:
+            refused.append(exc.problems[0].code)
+            return
+        try:
+            for i in range(5):
+                led.append("prepare", "alice", {"writer": name, "i": i})
+            done.append(name)
+        finally:
+            led.close()
+
+    for _round in range(5):
+        target, start = new_target(), threading.Barrier(4)
+        done: list[str] = []
+        refused: list[str] = []
+        threads = [
+            threading.Thread(target=writer, args=(target, str(w), start, done, refused)) for w in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        led = reopen(target)
+        report = led.verify()
+        assert report.ok, report.to_dict()
+        assert len(led) == 5 * len(done) and len(done) + len(refused) == 4
+        if is_postgres(target):
+            assert len(done) == 4, refused
+        else:
+            assert set(refused) <= {"ledger_unreadable"}
 
 
 # --- no personnummer --------------------------------------------------------------------------
@@ -257,7 +389,7 @@ def test_append_with_checkpoint_signs_the_new_head(ledger: Ledger) -> None:
     assert cp.key == public_bytes(ALICE.public_key())  # the ledger's signer signs heads
 
 
-def test_checkpoint_file_errors(tmp_path: Path, ledger: Ledger) -> None:
+def test_checkpoint_file_errors(tmp_path: Path) -> None:  # no store involved: runs once
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(InputDataError):
@@ -297,56 +429,56 @@ def test_receipt_proves_inclusion(ledger: Ledger) -> None:
         ledger.receipt(11, cp)
 
 
-# --- tampering, each done with sqlite3 on the file ----------------------------------------------
+# --- tampering, each done with SQL on the store (sqlite3 on the file, psycopg as superuser) ----
 
 
-def test_edited_payload_byte(path: Path, ledger: Ledger) -> None:
-    tamper(path, "UPDATE entries SET body = replace(body, 'O-004', 'O-404') WHERE seq = 4")
-    report = reopen(path).verify()
+def test_edited_payload_byte(target: Target, ledger: Ledger) -> None:
+    tamper(target, "UPDATE entries SET body = replace(body, 'O-004', 'O-404') WHERE seq = 4")
+    report = reopen(target).verify()
     assert not report.ok and report.first_divergent == 4
     assert "ledger_edited" in codes(report)
     with pytest.raises(LedgerIntegrityError, match="entry 4"):
         report.raise_for_problems()
 
 
-def test_edited_entry_with_its_hash_recomputed(path: Path, ledger: Ledger) -> None:
+def test_edited_entry_with_its_hash_recomputed(target: Target, ledger: Ledger) -> None:
     body = ledger.entry(4).body.replace(b"O-004", b"O-404").decode()
     digest = hashlib.sha256(body.encode()).hexdigest()
-    tamper(path, "UPDATE entries SET body = ?, hash = ? WHERE seq = 4", params=(body, digest))
-    report = reopen(path).verify()
+    tamper(target, "UPDATE entries SET body = ?, hash = ? WHERE seq = 4", params=(body, digest))
+    report = reopen(target).verify()
     assert report.first_divergent == 4
     assert {"ledger_signature", "ledger_chain"} <= codes(report)
 
 
-def test_edited_listing_column(path: Path, ledger: Ledger) -> None:
-    tamper(path, "UPDATE entries SET kind = 'reject' WHERE seq = 6")
-    report = reopen(path).verify()
+def test_edited_listing_column(target: Target, ledger: Ledger) -> None:
+    tamper(target, "UPDATE entries SET kind = 'reject' WHERE seq = 6")
+    report = reopen(target).verify()
     assert report.first_divergent == 6 and "ledger_edited" in codes(report)
 
 
-def test_deleted_middle_entry(path: Path, ledger: Ledger) -> None:
-    tamper(path, "DELETE FROM entries WHERE seq = 5")
-    report = reopen(path).verify()
+def test_deleted_middle_entry(target: Target, ledger: Ledger) -> None:
+    tamper(target, "DELETE FROM entries WHERE seq = 5")
+    report = reopen(target).verify()
     assert report.first_divergent == 5
     assert {"ledger_missing", "ledger_chain"} <= codes(report)
 
 
-def test_deleted_tail_without_exported_checkpoint(path: Path, ledger: Ledger) -> None:
-    tamper(path, "DELETE FROM entries WHERE seq > 7")
-    report = reopen(path).verify()
+def test_deleted_tail_without_exported_checkpoint(target: Target, ledger: Ledger) -> None:
+    tamper(target, "DELETE FROM entries WHERE seq > 7")
+    report = reopen(target).verify()
     assert report.first_divergent == 8 and "ledger_truncated" in codes(report)
 
 
-def test_deleted_tail_with_stored_checkpoint(path: Path, ledger: Ledger) -> None:
+def test_deleted_tail_with_stored_checkpoint(target: Target, ledger: Ledger) -> None:
     ledger.checkpoint()
-    tamper(path, "DELETE FROM entries WHERE seq > 7", "UPDATE meta SET value = '7' WHERE name = 'size'")
-    report = reopen(path).verify()
+    tamper(target, "DELETE FROM entries WHERE seq > 7", "UPDATE meta SET value = '7' WHERE name = 'size'")
+    report = reopen(target).verify()
     # the recorded head (entry 10) no longer matches entry 7, the last one left
     assert "ledger_truncated" in codes(report) and report.first_divergent == 7
 
 
 def test_deleted_tail_covered_up_is_caught_only_by_an_exported_checkpoint(
-    path: Path, ledger: Ledger, tmp_path: Path
+    target: Target, ledger: Ledger, tmp_path: Path
 ) -> None:
     exported = ledger.checkpoint().write(tmp_path / "cp.json")
     # a careful attacker also rewrites the ledger's own record and its stored checkpoints
@@ -355,19 +487,19 @@ def test_deleted_tail_covered_up_is_caught_only_by_an_exported_checkpoint(
         frontier.append(leaf)
     head = ledger.entry(7).hash
     tamper(
-        path,
+        target,
         "DELETE FROM entries WHERE seq > 7",
         "DELETE FROM checkpoints",
         "UPDATE meta SET value = '7' WHERE name = 'size'",
         f"UPDATE meta SET value = '{head}' WHERE name = 'head'",
         f"UPDATE meta SET value = '{frontier.to_bytes().hex()}' WHERE name = 'frontier'",
     )
-    assert reopen(path).verify().ok  # nothing inside the file can tell
-    report = reopen(path).verify([Checkpoint.read(exported)])
+    assert reopen(target).verify().ok  # nothing inside the store can tell
+    report = reopen(target).verify([Checkpoint.read(exported)])
     assert "ledger_truncated" in codes(report) and report.first_divergent == 8
 
 
-def test_inserted_forged_entry_at_the_end(path: Path, ledger: Ledger) -> None:
+def test_inserted_forged_entry_at_the_end(target: Target, ledger: Ledger) -> None:
     body = rfc8785.dumps(
         {
             "v": 1,
@@ -389,100 +521,95 @@ def test_inserted_forged_entry_at_the_end(path: Path, ledger: Ledger) -> None:
         MALLORY.sign(body).hex(),
         body.decode(),
     )
-    tamper(path, "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", params=row)
-    report = reopen(path).verify()
+    tamper(target, "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", params=row)
+    report = reopen(target).verify()
     assert report.first_divergent == 11
     assert {"ledger_untrusted_key", "ledger_unrecorded"} <= codes(report)
 
 
-def test_inserted_forged_entry_in_the_middle(path: Path, ledger: Ledger) -> None:
+def test_inserted_forged_entry_in_the_middle(target: Target, ledger: Ledger) -> None:
     forged = ledger.entry(3)
     tamper(
-        path,
+        target,
         "CREATE TABLE shifted AS SELECT * FROM entries WHERE seq >= 4",
         "DELETE FROM entries WHERE seq >= 4",
         "INSERT INTO entries SELECT seq + 1, time, actor, kind, hash, signature, body FROM shifted",
         "INSERT INTO entries VALUES (4, ?, ?, ?, ?, ?, ?)",
         params=(forged.time, forged.actor, forged.kind, forged.hash, forged.signature, forged.body.decode()),
     )
-    report = reopen(path).verify()
+    report = reopen(target).verify()
     assert report.first_divergent == 4
     assert "ledger_reordered" in codes(report)
 
 
-def test_swapped_entries(path: Path, ledger: Ledger) -> None:
+def test_swapped_entries(target: Target, ledger: Ledger) -> None:
     tamper(
-        path,
+        target,
         "CREATE TABLE pair AS SELECT * FROM entries WHERE seq IN (3, 4)",
         "DELETE FROM entries WHERE seq IN (3, 4)",
         "INSERT INTO entries SELECT 7 - seq, time, actor, kind, hash, signature, body FROM pair",
     )
-    report = reopen(path).verify()
+    report = reopen(target).verify()
     assert report.first_divergent == 3
     assert {"ledger_reordered", "ledger_chain"} <= codes(report)
 
 
-def test_changed_signature(path: Path, ledger: Ledger) -> None:
+def test_changed_signature(target: Target, ledger: Ledger) -> None:
     sig = bytearray(bytes.fromhex(ledger.entry(6).signature))
     sig[10] ^= 1
-    tamper(path, "UPDATE entries SET signature = ? WHERE seq = 6", params=(sig.hex(),))
-    report = reopen(path).verify()
+    tamper(target, "UPDATE entries SET signature = ? WHERE seq = 6", params=(sig.hex(),))
+    report = reopen(target).verify()
     assert report.first_divergent == 6 and codes(report) == {"ledger_signature"}
 
 
 def test_whole_database_replaced_by_a_shorter_consistent_one(
-    path: Path, ledger: Ledger, tmp_path: Path
+    target: Target, ledger: Ledger, tmp_path: Path
 ) -> None:
     exported = ledger.checkpoint().write(tmp_path / "cp.json")
     ledger.close()
-    path.unlink()
-    for suffix in ("-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    build(path, n=6).close()  # same keys, same origin, fully consistent, but shorter
-    assert reopen(path).verify().ok
-    report = reopen(path).verify([Checkpoint.read(exported)])
+    wipe(target)
+    build(target, n=6).close()  # same keys, same origin, fully consistent, but shorter
+    assert reopen(target).verify().ok
+    report = reopen(target).verify([Checkpoint.read(exported)])
     assert "ledger_truncated" in codes(report) and report.first_divergent == 7
 
 
-def test_whole_database_rewritten_with_other_content(path: Path, ledger: Ledger, tmp_path: Path) -> None:
+def test_whole_database_rewritten_with_other_content(target: Target, ledger: Ledger, tmp_path: Path) -> None:
     exported = ledger.checkpoint().write(tmp_path / "cp.json")
     ledger.close()
-    path.unlink()
-    for suffix in ("-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    led = build(path, n=12)
+    wipe(target)
+    led = build(target, n=12)
     led.append("prepare", "alice", {"extra": True})
-    report = reopen(path).verify([Checkpoint.read(exported)])
+    report = reopen(target).verify([Checkpoint.read(exported)])
     # build() writes the same first ten entries, so the checkpoint is consistent ...
     assert report.ok
     led.close()
-    path.unlink()
-    for suffix in ("-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    led = Ledger.open(path, signer=ALICE, clock=make_clock(), origin=ORIGIN)
+    wipe(target)
+    led = Ledger.open(target, signer=ALICE, clock=make_clock(), origin=ORIGIN)
+    _opened.append(led)
     for i in range(12):
         led.append("prepare", "alice", {"order": f"X-{i}"})
-    report = reopen(path).verify([Checkpoint.read(exported)])
+    report = reopen(target).verify([Checkpoint.read(exported)])
     # ... while different entries under the same origin are not
     assert "ledger_rewritten" in codes(report)
 
 
-def test_stored_checkpoint_contradicting_the_entries(path: Path, ledger: Ledger) -> None:
+def test_stored_checkpoint_contradicting_the_entries(target: Target, ledger: Ledger) -> None:
     ledger.checkpoint()
     body = ledger.entry(2).body.replace(b"O-002", b"O-202").decode()
-    tamper(path, "UPDATE entries SET body = ? WHERE seq = 2", params=(body,))
-    report = reopen(path).verify()
+    tamper(target, "UPDATE entries SET body = ? WHERE seq = 2", params=(body,))
+    report = reopen(target).verify()
     assert report.first_divergent == 2 and {"ledger_edited", "ledger_checkpoint"} <= codes(report)
 
 
-def test_append_refuses_to_continue_a_tampered_ledger(path: Path, ledger: Ledger) -> None:
-    tamper(path, "DELETE FROM entries WHERE seq = 10")
-    led = reopen(path, signer=ALICE)
+def test_append_refuses_to_continue_a_tampered_ledger(target: Target, ledger: Ledger) -> None:
+    tamper(target, "DELETE FROM entries WHERE seq = 10")
+    led = reopen(target, signer=ALICE)
     with pytest.raises(LedgerIntegrityError, match="head"):
         led.append("prepare", "alice", {"x": 1})
 
 
-def test_not_a_ledger_file(tmp_path: Path) -> None:
+def test_not_a_ledger_file(tmp_path: Path) -> None:  # SQLite only: junk bytes in a file
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(LedgerIntegrityError):
@@ -491,32 +618,64 @@ def test_not_a_ledger_file(tmp_path: Path) -> None:
         Ledger.open(tmp_path / "missing.sqlite", create=False)
 
 
-def test_verify_without_trusted_keys_checks_self_consistency(path: Path, ledger: Ledger) -> None:
-    report = Ledger.open(path, create=False).verify()
+def test_a_database_without_a_ledger_is_not_taken_for_one(postgres_url: str) -> None:  # noqa: F811
+    """PostgreSQL's counterpart: an empty database is refused, and left as it was."""
+    import psycopg
+
+    with pytest.raises(InputDataError, match="no ledger"):
+        Ledger.open(postgres_url, create=False)
+    with pytest.raises(InputDataError, match="no ledger"):
+        Ledger.open(postgres_url, readonly=True)
+    with psycopg.connect(postgres_url) as con:
+        assert con.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+
+
+def test_verify_without_trusted_keys_checks_self_consistency(target: Target, ledger: Ledger) -> None:
+    report = reopen(target, actor_keys=None).verify()
     assert report.ok and report.trusted_keys is False
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("template") / "ledger.sqlite"
-    build(path, n=6).close()
-    return path.read_bytes()
+@pytest.fixture(scope="module", params=STORES)
+def template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> bytes | str:
+    """A six-entry ledger: the bytes of a SQLite file (each example changes a copy), or a
+    PostgreSQL database (each example changes it and puts the entry back)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "ledger.sqlite"
+        build(path, n=6).close()
+        return path.read_bytes()
+    url = create_database(request.getfixturevalue("postgres_server"))
+    build(url, n=6).close()
+    return url
+
+
+@contextmanager
+def scratch(template: bytes | str) -> Iterator[Target]:
+    if isinstance(template, str):
+        yield template
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ledger.sqlite"
+        path.write_bytes(template)
+        yield path
 
 
 @given(seq=st.integers(1, 6), position=st.integers(0, 10_000), char=st.sampled_from("0aZ{ \"'"))
 def test_any_changed_character_of_any_entry_is_detected(
-    template: bytes, seq: int, position: int, char: str
+    template: bytes | str, seq: int, position: int, char: str
 ) -> None:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "ledger.sqlite"
-        path.write_bytes(template)
-        body = Ledger.open(path, create=False).entry(seq).body.decode()
+    with scratch(template) as target:
+        with Ledger.open(target, create=False) as led:
+            body = led.entry(seq).body.decode()
         i = position % len(body)
         if body[i] == char:
             char = "1" if char != "1" else "2"
         changed = body[:i] + char + body[i + 1 :]
-        tamper(path, "UPDATE entries SET body = ? WHERE seq = ?", params=(changed, seq))
-        report = reopen(path).verify()
-        assert not report.ok and report.first_divergent == seq
+        tamper(target, "UPDATE entries SET body = ? WHERE seq = ?", params=(changed, seq))
+        try:
+            with Ledger.open(target, actor_keys=TRUSTED, create=False) as led:
+                report = led.verify()
+            assert not report.ok and report.first_divergent == seq
+        finally:  # the next example starts from the intact ledger
+            tamper(target, "UPDATE entries SET body = ? WHERE seq = ?", params=(body, seq))
+        with Ledger.open(target, actor_keys=TRUSTED, create=False) as led:
+            assert led.verify().ok

@@ -49,6 +49,7 @@ KINDS: frozenset[str] = frozenset(
         "key_delete",
         "reidentify",
         "keys_rotate",
+        "custodians",
     }
 )
 ENTRY_VERSION = 1
@@ -470,10 +471,13 @@ class Ledger:
                     Problem("ledger_origin", "the origin must be printable ASCII on one line")
                 )
             with store.write():
-                store.set_meta("origin", name)
-                store.set_meta("size", "0")
-                store.set_meta("head", GENESIS)
-                store.set_meta("frontier", "")
+                # another process may have created the same new ledger at the same moment, and
+                # started it (and appended) first: its record is never reset
+                if store.get_meta("origin") is None:
+                    store.set_meta("origin", name)
+                    store.set_meta("size", "0")
+                    store.set_meta("head", GENESIS)
+                    store.set_meta("frontier", "")
         return ledger
 
     def close(self) -> None:
@@ -790,7 +794,14 @@ class Ledger:
         consistent with the current tree. Keys are trusted when they are in ``actor_keys``,
         ``checkpoint_keys`` or are the ledger's signer; with none of them, signatures are
         only checked against the keys the file itself names (``trusted_keys`` is False).
+        Everything is read in one snapshot, so appends by others meanwhile are not seen as damage.
         """
+        with self.store.snapshot():
+            return self._verify(checkpoints, checkpoint_keys)
+
+    def _verify(
+        self, checkpoints: Sequence[Checkpoint], checkpoint_keys: Iterable[Ed25519PublicKey]
+    ) -> VerifyReport:
         problems: list[Problem] = []
 
         def flag(seq: int | None, code: str, message: str, hint: str | None = None) -> None:

@@ -101,6 +101,9 @@ def init_schema(url: str, appender_role: str | None = None) -> None:
     con = _connect(url)
     try:
         with con.transaction():
+            # under the appends' lock: two processes creating the tables at once would collide
+            # (CREATE TABLE IF NOT EXISTS is not safe against a concurrent CREATE)
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
             for statement in (*_TABLES, *_guards()):
                 con.execute(statement)
             if appender_role is not None:
@@ -155,6 +158,15 @@ class PostgresStore(LedgerStore):
             return
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+            yield
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        if self._db.info.transaction_status != 0:
+            yield
+            return
+        with self._db.transaction():
+            self._db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield
 
     def get_meta(self, name: str) -> str | None:

@@ -60,6 +60,10 @@ class LedgerStore(ABC):
         """One exclusive transaction: committed on success, rolled back on any error."""
 
     @abstractmethod
+    def snapshot(self) -> AbstractContextManager[None]:
+        """One read transaction: every read inside sees the same state, whatever others append."""
+
+    @abstractmethod
     def get_meta(self, name: str) -> str | None: ...
 
     @abstractmethod
@@ -229,6 +233,17 @@ class SQLiteStore(LedgerStore):
         # move the committed pages into the main file at once: deleting the -wal file must not
         # drop the newest entries
         self._db.execute("PRAGMA wal_checkpoint(FULL)")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN")  # deferred: in WAL mode the first read fixes what it sees
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     def get_meta(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
