@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import ACTOR_SECRET
 from tests.release.conftest import (
+    CUSTODIAN,
     DAGLIG,
     make_keystore,
     open_ledger,
@@ -28,7 +29,7 @@ def site(tmp_path: Path, small) -> dict:  # noqa: F811 - the fixture, by name
     """A work area with a key store, a ledger and one releasable candidate prepared on it."""
     store = make_keystore(tmp_path / "keys" / "k.json", SIGNERS)
     # the ordering service also holds the reviewer role: only the ledger's four-eyes rule stops it
-    store.add_signer("preparer-reviewer", ACTOR_SECRET, ("preparer", "reviewer"))
+    store.add_signer("preparer-reviewer", ACTOR_SECRET, ("preparer", "reviewer"), by=CUSTODIAN)
     book = open_ledger(tmp_path / "ledger" / "ledger.sqlite", store)
     cand = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), store, tmp_path / "work", book)
     assert cand.verdict == "releasable"

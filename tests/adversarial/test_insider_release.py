@@ -19,6 +19,7 @@ from lsssdc import release
 from lsssdc.errors import LsssdcError
 from lsssdc.release.candidate import APPROVAL, MANIFEST, REJECTION
 from tests.release.conftest import (
+    CUSTODIAN,
     DAGLIG,
     MORTALITY,
     copy_ledger,
@@ -350,7 +351,7 @@ def test_work_area_files_are_private(site) -> None:
 def test_an_approval_by_an_actor_without_the_reviewer_role_does_not_count(site) -> None:
     """A custodian signs an approve entry through the library (not the CLI): deliver ignores it."""
     c = json.loads((site["cand"] / MANIFEST).read_text(encoding="utf-8"))
-    site["store"].add_signer("keyholder", "a custodian's own secret", ("custodian",))
+    site["store"].add_signer("keyholder", "a custodian's own secret", ("custodian",), by=CUSTODIAN)
     key = site["store"].get_signing_key("keyholder")
     site["ledger"].close()
     site["ledger"] = open_ledger(site["root"] / "ledger" / "ledger.sqlite", site["store"])  # knows keyholder

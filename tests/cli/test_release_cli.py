@@ -176,7 +176,7 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
     code, out, _ = deliver(env, capsys, cand, to, "--json")
     assert code == 0
     result = json.loads(out)
-    assert Path(result["package"]) == to and result["ledger_entry"] == 3
+    assert Path(result["package"]) == to and result["ledger_entry"] == 4
     assert sorted(p.name for p in to.iterdir()) == sorted(
         [
             "data.csv",
@@ -208,16 +208,18 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
         assert reader.value_labels()["sex"] == {1: "Man", 2: "Kvinna"}
     assert pd.read_parquet(to / "data.parquet")["death_date"].notna().any()
     code, out, _ = cli(env, capsys, "audit", "verify", "--ledger", env["ledger"], "--key-store", env["keys"])
-    assert code == 0 and "intact" in out and "entries     3" in out
+    assert code == 0 and "intact" in out and "entries     4" in out
     # the head that travels with the package detects a ledger cut back to before the delivery
     head = to / "ledger-head.json"
-    assert json.loads(head.read_text(encoding="utf-8"))["size"] == 3
+    assert json.loads(head.read_text(encoding="utf-8"))["size"] == 4
     code, out, _ = cli(env, capsys, "audit", "list", "--ledger", env["ledger"], "--json")
-    assert code == 0 and [e["kind"] for e in json.loads(out)] == ["prepare", "approve", "deliver"]
+    kinds_listed = [e["kind"] for e in json.loads(out)]
+    assert code == 0 and kinds_listed == ["custodians", "prepare", "approve", "deliver"]
     code, out, _ = cli(env, capsys, "audit", "list", "--ledger", env["ledger"])
     lines = out.splitlines()  # a real workflow ledger: order, project and delivery are shown
-    assert code == 0 and all(f"order={ORDER}" in ln for ln in lines)
-    assert "project=" in lines[0] and f"delivery={ORDER}" in lines[2]
+    assert code == 0 and "custodians=key-custodian" in lines[0]
+    assert all(f"order={ORDER}" in ln for ln in lines[1:])
+    assert "project=" in lines[1] and f"delivery={ORDER}" in lines[3]
 
     # a refusal under the shipped policy prints its reasons; it cannot be approved or delivered
     code, out, _ = prepare(env, capsys, policy_path(MORTALITY[0]))
@@ -228,7 +230,7 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
     assert code == 1 and "cannot be approved" in err
     code, _, err = deliver(env, capsys, refused, env["delivery"] / "x")
     assert code == 1 and not (env["delivery"] / "x").exists()
-    assert kinds(env["ledger"], _store(env)) == ["prepare", "approve", "deliver", "refuse"]
+    assert kinds(env["ledger"], _store(env)) == ["custodians", "prepare", "approve", "deliver", "refuse"]
 
     produced = files_under(env["work"], env["delivery"], env["ledger"].parent)
     assert {"report.html", "report.json", "data.dta", "ledger.sqlite"} <= {p.name for p in produced}
@@ -276,7 +278,7 @@ def test_deliver_refuses_a_rejected_candidate(copied, capsys) -> None:
     assert code == 0 and "rejected" in out
     assert "rejected" in _refused(copied, capsys, cand)
     assert approve(copied, capsys, cand)[0] == 1
-    assert kinds(copied["ledger"], _store(copied)) == ["prepare", "approve", "reject"]
+    assert kinds(copied["ledger"], _store(copied)) == ["custodians", "prepare", "approve", "reject"]
 
 
 def _flip_a_byte(cand: Path) -> bytes:
@@ -327,4 +329,4 @@ def test_unusable_input_exits_2(copied, capsys, monkeypatch) -> None:
     monkeypatch.setenv("LSSSDC_PASSPHRASE", "not the passphrase at all")
     code, _, err = deliver(copied, capsys, cand, copied["delivery"] / "other")
     assert code == 2 and "passphrase" in err
-    assert kinds(copied["ledger"], _store(copied)) == ["prepare", "approve"]
+    assert kinds(copied["ledger"], _store(copied)) == ["custodians", "prepare", "approve"]

@@ -236,10 +236,15 @@ def test_deleting_a_project_makes_its_pseudonyms_unrecoverable(store: KeyStore, 
 def test_a_concurrent_change_is_not_overwritten(store: KeyStore, store_path: Path) -> None:
     other = KeyStore.open(store_path, PASS)
     store.pseudonym_key("PRJ-1", create=True)
+    # a first key is made on the file as it is now (read again under the lock): both projects stay
+    assert other.pseudonym_key("PRJ-2", create=True).project == "PRJ-2"
+    assert other.pseudonym_key("PRJ-1", create=True) == store.pseudonym_key("PRJ-1")
+    assert KeyStore.open(store_path, PASS).projects() == ["PRJ-1", "PRJ-2"]
+    # any other change on a store opened before someone else's write is refused
     with pytest.raises(KeyStoreError) as err:
-        other.pseudonym_key("PRJ-2", create=True)
+        store.rotate_project("PRJ-1")
     assert _code(err) == "keystore_changed"
-    assert KeyStore.open(store_path, PASS).projects() == ["PRJ-1"]
+    assert KeyStore.open(store_path, PASS).project_versions("PRJ-1") == [1]
 
 
 def test_signing_keys(store: KeyStore, store_path: Path) -> None:

@@ -66,10 +66,19 @@ def fast_kdf() -> KdfParams:
     return KdfParams(algorithm="argon2id", salt=os.urandom(16), iterations=1, lanes=1, memory_kib=64)
 
 
+#: the key custodian every test store starts with: it endorses the other actors, and a new
+#: ledger pins it (lsssdc.identity.actors)
+CUSTODIAN = "key-custodian"
+
+
 def make_keystore(path: Path, signers: Iterable[str] = SIGNERS) -> KeyStore:
     store = KeyStore.create(path, PASSPHRASE, kdf=fast_kdf())
-    for name in signers:
-        store.add_signer(name, ACTOR_SECRET, roles_for(name))
+    names = list(signers)
+    custodian = next((n for n in names if "custodian" in roles_for(n)), CUSTODIAN)
+    store.add_signer(custodian, ACTOR_SECRET, roles_for(custodian) if custodian in names else ("custodian",))
+    for name in names:
+        if name != custodian:
+            store.add_signer(name, ACTOR_SECRET, roles_for(name), by=custodian)
     return store
 
 

@@ -91,7 +91,13 @@ def test_an_approved_unchanged_candidate_is_delivered(env) -> None:
     assert record["decision"] == "approve" and record["content_hash"] == load(env["good"]).content_hash
     done = _deliver(env)
     assert Path(done["package"]).is_dir()
-    assert [e.kind for e in env["ledger"].entries()] == ["prepare", "refuse", "approve", "deliver"]
+    assert [e.kind for e in env["ledger"].entries()] == [
+        "custodians",
+        "prepare",
+        "refuse",
+        "approve",
+        "deliver",
+    ]
 
 
 def test_never_approved_is_refused(env) -> None:
@@ -106,7 +112,7 @@ def test_rejected_is_refused(env) -> None:
     # and a rejected candidate cannot be approved again
     with pytest.raises(DisclosureRefused):
         release.approve(env["good"], "reviewer-a", env["store"], env["ledger"])
-    assert [e.kind for e in env["ledger"].entries()][2:] == ["approve", "reject"]
+    assert [e.kind for e in env["ledger"].entries()][3:] == ["approve", "reject"]
 
 
 def test_an_approval_file_beside_a_rejection_is_ignored(env) -> None:
@@ -197,7 +203,7 @@ def test_a_refused_candidate_can_be_neither_approved_nor_delivered(env) -> None:
     with pytest.raises(DisclosureRefused) as info:
         release.approve(env["bad"], "reviewer-a", env["store"], env["ledger"])
     assert info.value.problems[0].code == "refused"
-    assert not (env["bad"] / APPROVAL).exists() and len(env["ledger"]) == 2
+    assert not (env["bad"] / APPROVAL).exists() and len(env["ledger"]) == 3
     # an approval made around the gate (a valid signature of the refused content) does not help
     body = approval._decision(load(env["bad"]), "reviewer-a", "approve", None)
     key = env["store"].get_signing_key("reviewer-a")
@@ -215,7 +221,7 @@ def test_a_forged_verdict_in_the_manifest_does_not_make_a_refused_candidate_appr
     assert load(env["bad"]).verdict == "releasable"
     with pytest.raises(DisclosureRefused):
         release.approve(env["bad"], "reviewer-a", env["store"], env["ledger"])
-    assert len(env["ledger"]) == 2
+    assert len(env["ledger"]) == 3
 
 
 def test_an_approval_the_ledger_did_not_take_leaves_no_approval(env, monkeypatch) -> None:
@@ -253,6 +259,11 @@ def test_delivery_with_another_key_store_is_refused(env, tmp_path) -> None:
         def roles(self, name):
             return env["store"].roles(name)
 
+        store_id = env["store"].store_id
+
+        def actor_records(self):
+            return env["store"].actor_records()
+
     with pytest.raises(KeyStoreError):
         release.deliver(env["good"], env["to"], Mixed(), env["ledger"], "ordering-service")
-    assert not env["to"].exists() and len(env["ledger"]) == 3
+    assert not env["to"].exists() and len(env["ledger"]) == 4

@@ -57,17 +57,17 @@ def test_mortality_order_end_to_end(delivered: Release) -> None:
     """Order -> candidate -> approval -> package, with one ledger entry per step."""
     mortality = delivered
     assert {p.name for p in mortality.package.iterdir()} == PACKAGE_FILES
-    assert mortality.kinds_after_prepare == ["prepare"]
+    assert mortality.kinds_after_prepare == ["custodians", "prepare"]
     with open_ledger(mortality.ledger, mortality.keystore) as book:
         entries = list(book.entries())
-        assert [e.kind for e in entries] == ["prepare", "approve", "deliver"]
+        assert [e.kind for e in entries] == ["custodians", "prepare", "approve", "deliver"]
         assert book.verify().ok
     cand = load(mortality.candidate)
-    prep, appr, deliv = (e.payload for e in entries)
+    prep, appr, deliv = (e.payload for e in entries[1:])
     assert prep["verdict"] == "releasable" and prep["content_hash"] == cand.content_hash
     assert prep["order_id"] == "B2026-0023" and prep["policy"] == "research-with-deaths"
     assert prep["risk"]["after"]["k"] >= 5 and prep["risk"]["before"]["k"] < 5
-    assert appr["content_hash"] == cand.content_hash and entries[1].actor == "reviewer-a"
+    assert appr["content_hash"] == cand.content_hash and entries[2].actor == "reviewer-a"
     assert deliv["content_hash"] == cand.content_hash and deliv["approved_by"] == "reviewer-a"
     assert deliv["files"] == mortality.result["files"]
     assert deliv["person_index"]["persons"] > 0
@@ -99,7 +99,7 @@ def test_every_step_adds_exactly_one_ledger_entry(tmp_path, small, keystore, led
     refused = prepare_order(
         small, policy_path(MORTALITY[0]), order_path(MORTALITY[1]), keystore, work, ledger
     )
-    assert [e.kind for e in ledger.entries()] == ["refuse"]
+    assert [e.kind for e in ledger.entries()] == ["custodians", "refuse"]
     # a refused candidate is written with its report (so the reviewer sees why), never its data
     assert refused.verdict == "refused"
     names = {p.name for p in refused.path.iterdir()}
@@ -110,22 +110,29 @@ def test_every_step_adds_exactly_one_ledger_entry(tmp_path, small, keystore, led
     assert ledger.head().payload["reasons"] == report["verdict"]["reasons"]
     good = prepare_order(small, policy_path(DAGLIG[0]), order_path(DAGLIG[1]), keystore, work, ledger)
     assert good.verdict == "releasable"
-    assert [e.kind for e in ledger.entries()] == ["refuse", "prepare"]
+    assert [e.kind for e in ledger.entries()] == ["custodians", "refuse", "prepare"]
 
     # refusals add nothing
     with pytest.raises(DisclosureRefused):
         release.approve(refused.path, "reviewer-a", keystore, ledger)
     with pytest.raises(DisclosureRefused):
         release.deliver(good.path, tmp_path / "out" / "never", keystore, ledger, "ordering-service")
-    assert len(ledger) == 2
+    assert len(ledger) == 3
 
     release.approve(good.path, "reviewer-a", keystore, ledger)
     done = release.deliver(good.path, tmp_path / "out" / "dv", keystore, ledger, "ordering-service")
-    assert [e.kind for e in ledger.entries()] == ["refuse", "prepare", "approve", "deliver"]
-    assert done["ledger_entry"] == 4
+    assert [e.kind for e in ledger.entries()] == ["custodians", "refuse", "prepare", "approve", "deliver"]
+    assert done["ledger_entry"] == 5
 
     release.reject(refused.path, "reviewer-a", "purpose too broad", keystore, ledger)
-    assert [e.kind for e in ledger.entries()] == ["refuse", "prepare", "approve", "deliver", "reject"]
+    assert [e.kind for e in ledger.entries()] == [
+        "custodians",
+        "refuse",
+        "prepare",
+        "approve",
+        "deliver",
+        "reject",
+    ]
     assert ledger.verify().ok
 
     # which deliveries held this person: yes for a person delivered, no for one outside
@@ -136,7 +143,7 @@ def test_every_step_adds_exactly_one_ledger_entry(tmp_path, small, keystore, led
     assert len(inside) and outside
     key = keystore.audit_index_key()
     (hit,) = ledger.deliveries_with(str(inside[0]), key)
-    assert hit.seq == 4 and hit.kind == "deliver"
+    assert hit.seq == 5 and hit.kind == "deliver"
     assert ledger.deliveries_with(str(outside[0]), key) == []
     assert hit.payload["person_index"]["persons"] == len(inside)
 

@@ -62,5 +62,5 @@ def test_table_order_prepare_approve_deliver(tmp_path, register):
     } <= names
     assert ".." in (out / "persons-per-kommun-and-insats.csv").read_text(encoding="utf-8-sig")
     kinds = [e.kind for e in book.entries()]
-    assert kinds == ["prepare", "approve", "deliver"]
+    assert kinds == ["custodians", "prepare", "approve", "deliver"]
     assert book.verify().ok

@@ -172,6 +172,10 @@ def _summary(payload: dict[str, Any]) -> str:
             shown.append(f"{label}={payload[name]}")
     if "person_index" in payload:
         shown.append(f"persons={payload['person_index'].get('persons')}")
+    if isinstance(payload.get("custodians"), dict):  # the pin of a key store's custodians
+        shown.append(
+            f"key_store={payload.get('store_id')} custodians={','.join(sorted(payload['custodians']))}"
+        )
     return " ".join(shown)
 
 
@@ -409,11 +413,16 @@ def checkpoint(
 def recover(
     work: Path = typer.Option(Path("work"), "--work", help="The work area of candidates."),
     ledger: str = LEDGER_OPTION,
+    deliveries: list[Path] = typer.Option(
+        [],
+        "--deliveries",
+        help="A folder packages are delivered into (repeatable): each deliver entry's package is looked for there.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
 ) -> int:
-    """After a crash: check that no candidate or decision file exists without its ledger entry,
-    and list leftover .part folders. Removes nothing. Exit 0 when consistent, 1 when an effect
-    has no entry.
+    """After a crash: check that no candidate, decision file or package exists without its ledger
+    entry, that each delivered package still holds the files its entry recorded, and list
+    leftover .part folders. Removes nothing. Exit 0 when consistent, 1 when not.
 
     Example: lsssdc audit recover --work work --ledger ledger.sqlite
     """
@@ -421,7 +430,7 @@ def recover(
 
     led = _open(ledger)
     try:
-        found = recovery.scan(work, led)
+        found = recovery.scan(work, led, deliveries)
     finally:
         led.close()
     if as_json:
@@ -434,7 +443,11 @@ def recover(
             typer.echo(f"settled     {p} (the step never completed; run it again)")
         for p in found.without_entry:
             typer.echo(f"NO ENTRY    {p}")
-        typer.echo("consistent" if found.ok else "INCONSISTENT: an effect without its ledger entry")
+        for p in found.changed:
+            typer.echo(f"CHANGED     {p}")
+        typer.echo(
+            "consistent" if found.ok else "INCONSISTENT: an effect without its ledger entry, or changed"
+        )
     return EXIT_OK if found.ok else EXIT_REFUSED
 
 

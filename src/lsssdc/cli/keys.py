@@ -293,6 +293,58 @@ def add_signer(
     return EXIT_OK
 
 
+@keys_app.command("anchor")
+def anchor_cmd(
+    key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),
+    ledger: str = typer.Option(..., "--ledger", help="The audit ledger that pins the custodians."),
+    by: str = typer.Option(..., "--by", help="The key custodian who pins (their own secret)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> int:
+    """Pin the key store's custodians on a ledger that started before the store had one.
+
+    The custodian first vouches for every actor not yet endorsed (they are listed: check them).
+    From then on a release decision on that ledger counts only actors a pinned custodian
+    endorsed, so the store's passphrase alone makes no reviewer. A new ledger pins them by
+    itself at its first entry.
+    Example: LSSSDC_CUSTODIAN_SECRET=... lsssdc keys anchor --key-store k.json --ledger l.sqlite --by key-custodian
+    """
+    from lsssdc.audit.ledger import Ledger
+    from lsssdc.identity import actors
+
+    store = open_keystore(key_store)
+    store.unlock(by, os.environ.get(ENV_CUSTODIAN_SECRET) or _prompt_secret(f"Secret of custodian '{by}'"))
+    key = store.get_signing_key(by, role="custodian")
+    with Ledger.open(ledger, actor_keys=store.public_keys()) as book:
+        t = actors.trust(store, book, ledger)  # refuses a ledger that pins another store
+        if t.anchored:
+            raise InputDataError(
+                Problem(
+                    "already_anchored",
+                    f"this ledger already pins the custodians of this key store (entry {t.pin_entry})",
+                    file=ledger,
+                )
+            )
+        # the custodian vouches for the actors as they are now (listed below: check them)
+        endorsed = store.endorse_unendorsed(by)
+        if by not in actors.custodians(store):
+            raise KeyStoreError(
+                Problem(
+                    "no_custodian",
+                    f"'{by}' is not an endorsed key custodian of this store",
+                    file=str(key_store),
+                )
+            )
+        seq = actors.anchor(book, store, by, key)
+    pinned = actors.custodians(store)
+    _emit(
+        {"ledger_entry": seq, "store_id": store.store_id, "custodians": pinned, "endorsed": endorsed},
+        as_json,
+        [f"pinned custodians {', '.join(sorted(pinned))} of key store {store.store_id} (ledger entry {seq})"]
+        + [f"endorsed by {by}: {name} ({', '.join(store.roles(name))})" for name in endorsed],
+    )
+    return EXIT_OK
+
+
 @keys_app.command("delete-project")
 def delete_project(
     key_store: Path = typer.Option(..., "--key-store", help=KEY_STORE_HELP),

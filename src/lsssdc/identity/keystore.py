@@ -63,6 +63,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lsssdc.errors import KeyStoreError, Problem
+from lsssdc.identity import actors
 from lsssdc.identity.pseudonym import KEY_BYTES, MAX_VERSION, PseudonymKey, check_project_id
 from lsssdc.tables_io import atomic_path
 
@@ -119,6 +120,28 @@ def _passphrase_bytes(passphrase: str) -> bytes:
     if not isinstance(passphrase, str) or not passphrase:
         raise KeyStoreError(Problem("no_passphrase", "no passphrase was given", hint=f"set {ENV_PASSPHRASE}"))
     return unicodedata.normalize("NFC", passphrase).encode("utf-8")
+
+
+def _tampered(path: Path) -> KeyStoreError:
+    return KeyStoreError(
+        Problem(
+            "keystore_tampered",
+            "the key store has been tampered with: its content does not match its seal",
+            file=str(path),
+            hint="restore the key store from its backup",
+        )
+    )
+
+
+def _changed(path: Path) -> KeyStoreError:
+    return KeyStoreError(
+        Problem(
+            "keystore_changed",
+            "the key store was changed by someone else since it was opened; nothing was written",
+            file=str(path),
+            hint="run the command again",
+        )
+    )
 
 
 def _damaged(path: Path, what: str) -> KeyStoreError:
@@ -433,14 +456,7 @@ class KeyStore:
             ) from None
         store = cls(p, doc, raw, kek, master)
         if not hmac.compare_digest(store._seal(doc), _decode_b64(doc.get("seal"), p, "seal")):
-            raise KeyStoreError(
-                Problem(
-                    "keystore_tampered",
-                    "the key store has been tampered with: its content does not match its seal",
-                    file=str(p),
-                    hint="restore the key store from its backup",
-                )
-            )
+            raise _tampered(p)
         return store
 
     @staticmethod
@@ -578,14 +594,7 @@ class KeyStore:
             _refuse_data_neighbours(self.path)
             current = self.path.read_bytes() if self.path.is_file() else None
             if current != self._raw:
-                raise KeyStoreError(
-                    Problem(
-                        "keystore_changed",
-                        "the key store was changed by someone else since it was opened; nothing was written",
-                        file=str(self.path),
-                        hint="run the command again",
-                    )
-                )
+                raise _changed(self.path)
             self._write(doc)
 
     def _copy(self) -> dict[str, Any]:
@@ -683,6 +692,44 @@ class KeyStore:
         self._commit(doc)
         return 1
 
+    def _ensure_project(self, project: str) -> None:
+        """Create a project's first key unless another process just did: under the store's lock the
+        file is read again (and verified), so concurrent first deliveries of one project share one
+        key instead of forking it or failing."""
+        with _locked(self.path.parent):
+            self._refresh()
+            if project in self._doc["projects"] or project in self._doc["deleted_projects"]:
+                return
+            _refuse_data_neighbours(self.path)
+            doc = self._copy()
+            doc["projects"][project] = {"current": 1, "versions": {}}
+            self._add_project_version(doc, project, 1)
+            self._write(doc)
+
+    def _refresh(self) -> None:
+        """Adopt what another process wrote since this store was opened, after verifying it under
+        the same passphrase-derived key and seal (the caller holds the directory lock)."""
+        raw = self.path.read_bytes() if self.path.is_file() else None
+        if raw == self._raw:
+            return
+        changed = _changed(self.path)
+        if raw is None:
+            raise changed
+        doc = self._parse(self.path, raw)
+        try:
+            master = AESGCM(self._kek).decrypt(
+                _decode_b64(doc["master"].get("nonce"), self.path, "master nonce"),
+                _decode_b64(doc["master"].get("ciphertext"), self.path, "master key"),
+                self._master_aad(doc),
+            )
+        except InvalidTag:
+            raise changed from None  # another passphrase or master key now: open it again
+        if master != self._master or doc["store_id"] != self._doc["store_id"]:
+            raise changed
+        if not hmac.compare_digest(self._seal(doc), _decode_b64(doc.get("seal"), self.path, "seal")):
+            raise _tampered(self.path)
+        self._doc, self._raw = doc, raw
+
     def _add_project_version(self, doc: dict[str, Any], project: str, version: int) -> None:
         ident = {"kind": "project", "project": project, "version": version}
         doc["projects"][project]["versions"][str(version)] = self._wrap(
@@ -718,7 +765,7 @@ class KeyStore:
         """A project's pseudonym key (current version by default); ``create`` makes the first one."""
         check_project_id(project)
         if create and project not in self._doc["projects"] and project not in self._doc["deleted_projects"]:
-            self.add_project(project)
+            self._ensure_project(project)
         entry = self._project(project)
         v = int(entry["current"]) if version is None else version
         wrapped = entry["versions"].get(str(v))
@@ -781,7 +828,9 @@ class KeyStore:
         self._check_name(name)
         wanted = self._check_roles(roles)
         custodians = [n for n, e in self._doc["signers"].items() if "custodian" in (e.get("roles") or [])]
-        if custodians and (by is None or by not in custodians or by not in self._unlocked):
+        if (custodians or by is not None) and (
+            by is None or by not in custodians or by not in self._unlocked
+        ):
             raise KeyStoreError(
                 Problem(
                     "custodian_needed",
@@ -803,6 +852,17 @@ class KeyStore:
         )
         private = Ed25519PrivateKey.generate()
         public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        # the custodian vouches for the actor's key and roles with a signature the passphrase
+        # cannot make; the first custodian vouches for itself (see lsssdc.identity.actors)
+        endorser = self._unlocked[by] if by is not None else private if "custodian" in wanted else None
+        endorsement = (
+            {
+                "by": by or name,
+                "signature": actors.endorse(endorser, self.store_id, name, public.hex(), wanted, by or name),
+            }
+            if endorser is not None
+            else None
+        )
         nonce = os.urandom(_NONCE)
         ct = AESGCM(params.derive(secret)).encrypt(
             nonce, private.private_bytes_raw(), self._actor_aad(name, wanted)
@@ -818,9 +878,48 @@ class KeyStore:
             "nonce": _b64(nonce),
             "ciphertext": _b64(ct),
         }
+        if endorsement is not None:
+            doc["signers"][name]["endorsement"] = endorsement
         self._commit(doc)
         self._unlocked[name] = private
         return private.public_key()
+
+    def endorse_unendorsed(self, by: str) -> list[str]:
+        """The custodian ``by`` (unlocked with their own secret) vouches for every actor that has no
+        endorsement yet, e.g. actors made before the store had a custodian; returns their names."""
+        key = self._unlocked.get(by)
+        if key is None or "custodian" not in self.roles(by):
+            raise KeyStoreError(
+                Problem(
+                    "custodian_needed",
+                    "actors are endorsed by a key custodian, with that custodian's own secret",
+                    file=str(self.path),
+                )
+            )
+        doc = self._copy()
+        done = []
+        for name, entry in sorted(doc["signers"].items()):
+            if entry.get("endorsement"):
+                continue
+            signer_by = name if name == by else by
+            roles = list(entry.get("roles") or [])
+            sig = actors.endorse(key, self.store_id, name, str(entry.get("public_key")), roles, signer_by)
+            entry["endorsement"] = {"by": signer_by, "signature": sig}
+            done.append(name)
+        if done:
+            self._commit(doc)
+        return done
+
+    def actor_records(self) -> dict[str, dict[str, Any]]:
+        """Each actor's public key, roles and custodian endorsement (no key material)."""
+        return {
+            name: {
+                "public_key": entry.get("public_key"),
+                "roles": list(entry.get("roles") or []),
+                "endorsement": entry.get("endorsement"),
+            }
+            for name, entry in self._doc["signers"].items()
+        }
 
     def _actor_aad(self, name: str, roles: list[str]) -> bytes:
         return _canonical({"store_id": self._doc["store_id"], "kind": "signer", "name": name, "roles": roles})

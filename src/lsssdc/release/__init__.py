@@ -18,12 +18,11 @@ from lsssdc.errors import (
     Problem,
     has_personnummer_shape,
 )
+from lsssdc.identity import actors
 from lsssdc.release import approval, decisions, heads, package
-from lsssdc.release.candidate import APPROVAL, REJECTION, Candidate, load
+from lsssdc.release.candidate import HEAD, REJECTION, Candidate, approval_name, load
 
 PERSON_INDEX = "person_index.bin"
-#: the ledger's signed head after the delivery's entry: a receipt that travels with the package
-HEAD = "ledger-head.json"
 
 __all__ = ["Candidate", "approve", "deliver", "load", "reject"]
 
@@ -32,10 +31,16 @@ def _where(c: Candidate) -> str:
     return str(c.path)
 
 
-def _history(c: Candidate, keystore: Any, ledger: Any, where: Path | None = None) -> decisions.History:
+def _history(
+    c: Candidate, keystore: Any, ledger: Any, where: Path | None = None, acting: tuple[str, str] | None = None
+) -> decisions.History:
+    """The ledger's trusted history of the candidate; ``acting`` (actor, role) must be vouched for
+    by the ledger's anchored custodians (see lsssdc.identity.actors)."""
     decisions.check_ledger(ledger, heads.known(where, ledger.origin))
-    roles = {name: keystore.roles(name) for name in keystore.signers()}
-    return decisions.history(ledger, keystore.public_keys(), c.content_hash, c.order_id, roles)
+    t = actors.trust(keystore, ledger, _where(c))
+    if acting is not None:
+        t.require(*acting, where=_where(c))
+    return decisions.history(ledger, t.keys, c.content_hash, c.order_id, t.roles)
 
 
 def approve(
@@ -50,7 +55,7 @@ def approve(
     key = keystore.get_signing_key(reviewer, role="reviewer")
     approval.check_intact(c)
     where = heads.folder(checkpoints, c.path)
-    h = _history(c, keystore, ledger, where)
+    h = _history(c, keystore, ledger, where, (reviewer, "reviewer"))
     prepared = decisions.require_prepared(h, _where(c))
     decisions.require_not_rejected(h, _where(c))
     if not approval.gate_said_yes(c):
@@ -87,7 +92,7 @@ def approve(
     faults.point("approve.entry")
     head = heads.export(ledger, key, where, entry.seq, "approve")
     # the file is a copy for people reading the work area; decisions are read from the ledger
-    approval.write_record(c, APPROVAL, record)
+    approval.write_record(c, approval_name(not h.reviewers, reviewer), record)
     faults.point("approve.done")
     # a rejection of an earlier candidate of the same order is shown to the reviewer
     earlier = [
@@ -119,6 +124,7 @@ def reject(
     approval.check_intact(c)  # a rejection is of exactly these bytes
     where = heads.folder(checkpoints, c.path)
     decisions.check_ledger(ledger, heads.known(where, ledger.origin))
+    actors.trust(keystore, ledger, _where(c)).require(reviewer, "reviewer", _where(c))
     record = approval.rejection_record(c, reviewer, reason, key)
     entry = ledger.append(
         "reject",
@@ -139,14 +145,14 @@ def reject(
 
 
 def deliverable(
-    c: Candidate, keystore: Any, ledger: Any, where: Path | None = None
+    c: Candidate, keystore: Any, ledger: Any, where: Path | None = None, actor: str | None = None
 ) -> tuple[decisions.History, int]:
     """Everything that makes a candidate deliverable, re-derived from the ledger and the bytes.
 
     Returns the ledger's history of the content and the number of reviewers the policy needs.
     """
     approval.check_intact(c)
-    h = _history(c, keystore, ledger, where)
+    h = _history(c, keystore, ledger, where, (actor, "preparer") if actor is not None else None)
     decisions.require_prepared(h, _where(c))
     decisions.require_not_rejected(h, _where(c))
     if not approval.gate_said_yes(c):
@@ -236,7 +242,7 @@ def deliver(
     """
     c = load(path)
     where = heads.folder(checkpoints, c.path)
-    h, _needed = deliverable(c, keystore, ledger, where)
+    h, _needed = deliverable(c, keystore, ledger, where, actor)
     target = Path(to)
     index = _person_index(c, keystore) if c.manifest.get("kind") != "tables" else None
     signer = keystore.get_signing_key(actor, role="preparer")

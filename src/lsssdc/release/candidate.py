@@ -9,6 +9,7 @@ content and are not part of it.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -25,8 +26,14 @@ from lsssdc.tables_io import atomic_path
 
 MANIFEST = "candidate.json"
 APPROVAL = "approval.json"
+#: each further reviewer's approval, next to the first (``approval.<reviewer>.json``)
+MORE_APPROVALS = "approval.*.json"
 REJECTION = "rejection.json"
-DECISIONS = (APPROVAL, REJECTION)
+#: the ledger's signed head after a delivery's entry: a receipt inside the package, written after
+#: the entry (so it is not among the files the entry records)
+HEAD = "ledger-head.json"
+#: decision copies for people (names and patterns); never part of the candidate's content
+DECISIONS = (APPROVAL, MORE_APPROVALS, REJECTION)
 FORMAT = "lsssdc-candidate-1"
 
 
@@ -49,13 +56,23 @@ def write_json(path: Path, obj: Any) -> None:
         os.chmod(tmp, 0o600)
 
 
+def is_decision(rel: str) -> bool:
+    """A decision copy at the candidate's top level (a name in DECISIONS or matching one)."""
+    return "/" not in rel and any(fnmatch.fnmatchcase(rel, pattern) for pattern in DECISIONS)
+
+
+def approval_name(first: bool, reviewer: str) -> str:
+    """The first approval is ``approval.json``; every further reviewer's gets a file of its own."""
+    return APPROVAL if first else MORE_APPROVALS.replace("*", reviewer)
+
+
 def content_files(directory: Path) -> list[str]:
     """Every file of the candidate's content, relative, sorted (decisions and manifest excluded)."""
     out = []
     for root, _dirs, files in os.walk(directory):
         for f in files:
             rel = Path(root, f).relative_to(directory).as_posix()
-            if rel not in (MANIFEST, *DECISIONS) and not f.endswith(".part"):
+            if rel != MANIFEST and not is_decision(rel) and not f.endswith(".part"):
                 out.append(rel)
     return sorted(out)
 

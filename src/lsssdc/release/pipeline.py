@@ -24,7 +24,8 @@ from lsssdc.audit import person_index as pindex
 from lsssdc.disclosure import membership as M
 from lsssdc.disclosure import persons as P
 from lsssdc.disclosure import table_output
-from lsssdc.errors import DisclosureRefused, LsssdcError
+from lsssdc.errors import DisclosureRefused, KeyStoreError, LedgerIntegrityError, LsssdcError
+from lsssdc.identity import actors
 from lsssdc.identity import pseudonym as pseudo
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.register import variables as V
@@ -453,6 +454,10 @@ def prepare(
     population: pd.DataFrame | None = None,
 ) -> cand.Candidate:
     """Run the release flow for a microdata order; write and seal the candidate in ``work_dir``."""
+    if ledger is not None:
+        # a new ledger pins the store's custodians first; the preparer must be vouched for by them
+        actors.anchor_new_ledger(ledger, keystore, actor, keystore.get_signing_key(actor, role="preparer"))
+        actors.trust(keystore, ledger).require(actor, "preparer")
     report: dict[str, Any] = {
         "version": lsssdc.__version__,
         "order": _plain(order.model_dump(by_alias=True)) | {"hash": order.hash},
@@ -535,6 +540,8 @@ def prepare(
         pass
     except DisclosureRefused as exc:
         checks.append(Check("disclosure", False, "; ".join(p.message for p in exc.problems)))
+    except (KeyStoreError, LedgerIntegrityError):
+        raise  # the keys or the ledger failed, not the order: nothing is recorded as a refusal
     except LsssdcError as exc:
         checks.append(Check("input", False, "; ".join(p.render() for p in exc.problems)))
         report["error"] = exc.to_dict()
