@@ -464,7 +464,11 @@ class Ledger:
         """
         store = open_store(path, create=create, readonly=readonly)
         ledger = cls(store, signer=signer, actor_keys=actor_keys, clock=clock)
-        if store.created:
+        # a new ledger is started by whoever opens it first with create: also a process that found
+        # it just created by another (which may not have started it yet); never one with entries
+        if store.created or (
+            create and not readonly and store.get_meta("origin") is None and store.count() == 0
+        ):
             name = origin or f"lsssdc-ledger/{uuid.uuid4().hex}"
             if not re.fullmatch(r"[\x21-\x7e][\x20-\x7e]{0,199}", name):
                 raise InputDataError(
@@ -473,7 +477,7 @@ class Ledger:
             with store.write():
                 # another process may have created the same new ledger at the same moment, and
                 # started it (and appended) first: its record is never reset
-                if store.get_meta("origin") is None:
+                if store.get_meta("origin") is None and store.count() == 0:
                     store.set_meta("origin", name)
                     store.set_meta("size", "0")
                     store.set_meta("head", GENESIS)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from lsssdc.audit.store import SCHEMA_VERSION, CheckpointRow, EntryRow, LedgerStore, PersonIndexRow
-from lsssdc.errors import InputDataError, LedgerIntegrityError, Problem
+from lsssdc.errors import InputDataError, Problem
 
 #: the advisory lock every append takes (one writer at a time per database)
 LOCK_ID = 0x6C737364  # "lssd"
@@ -125,9 +125,15 @@ class PostgresStore(LedgerStore):
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
         self._db = _connect(url)
+        try:
+            self._open(create)
+        except BaseException:
+            self._db.close()  # a refused database leaves no connection behind
+            raise
+
+    def _open(self, create: bool) -> None:
         exists = self._db.execute("SELECT to_regclass('entries') IS NOT NULL").fetchone()[0]
         if not exists and not create:
-            self._db.close()
             raise InputDataError(
                 Problem(
                     "ledger_missing",
@@ -137,7 +143,7 @@ class PostgresStore(LedgerStore):
             )
         self.created = False
         if not exists:
-            init_schema(url)
+            init_schema(self.url)
         has_meta = self._db.execute("SELECT count(*) FROM meta WHERE name = 'schema'").fetchone()[0]
         if not has_meta:
             if not create:
@@ -146,10 +152,8 @@ class PostgresStore(LedgerStore):
                 self.set_meta("schema", SCHEMA_VERSION)
             self.created = True
         version = self.get_meta("schema")
-        if version != SCHEMA_VERSION:
-            raise LedgerIntegrityError(
-                Problem("ledger_version", f"unknown ledger schema version {version!r}")
-            )
+        if version != SCHEMA_VERSION:  # as on SQLite: a ledger of another lsssdc release (exit 2)
+            raise InputDataError(Problem("ledger_version", f"unknown ledger schema version {version!r}"))
 
     @contextmanager
     def write(self) -> Iterator[None]:

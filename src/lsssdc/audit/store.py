@@ -8,7 +8,9 @@ matter of one more class. Nothing here is trusted: ``Ledger.verify`` re-checks e
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -167,6 +169,11 @@ class SQLiteStore(LedgerStore):
         self.created = fresh
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                # built under a name of its own and linked into place whole: another process
+                # creating the same ledger at once never sees a file without its tables
+                self.created = self._build_aside()
+                fresh = False
         try:
             self._db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -180,6 +187,30 @@ class SQLiteStore(LedgerStore):
         except sqlite3.DatabaseError as exc:
             raise self._unreadable(exc) from None
         self._check_version(version)
+
+    def _build_aside(self) -> bool:
+        """Create the ledger file with its schema under a temporary name, then link it to its
+        path; False when another process's file got there first (then that one is opened)."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.new")
+        db = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            for statement in (*_SCHEMA, *_guards()):
+                db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", ("schema", SCHEMA_VERSION))
+            db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+        try:
+            os.link(tmp, self.path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                leftover.unlink(missing_ok=True)
 
     def _unreadable(self, exc: Exception) -> LedgerIntegrityError:
         return LedgerIntegrityError(

@@ -18,12 +18,14 @@ app.add_typer(review_app, name="review")
 
 def _items(ledger: str, key_store: Path):
     from lsssdc.audit.ledger import Ledger
+    from lsssdc.identity import actors
     from lsssdc.release.review import queue
 
-    keys = open_keystore(key_store).public_keys()
-    led = Ledger.open(ledger, actor_keys=keys, create=False, readonly=True)
+    store = open_keystore(key_store)
+    led = Ledger.open(ledger, actor_keys=store.public_keys(), create=False, readonly=True)
     try:
-        return queue(led, keys)
+        # the actors release decisions count (anchored on the ledger), so queue and decisions agree
+        return queue(led, actors.trust(store, led, ledger).keys)
     finally:
         led.close()
 
