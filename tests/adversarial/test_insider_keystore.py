@@ -287,3 +287,29 @@ def test_a_ledger_started_without_a_custodian_is_anchored_by_one_later(tmp_path:
         release.approve(cand.path, "reviewer-a", store, book)  # the actors vouched for still act
         release.deliver(cand.path, tmp_path / "out" / "pkg", store, book, "ordering-service")
     assert [e["kind"] for e in _raw_entries(ledger_path)][-2:] == ["approve", "deliver"]
+
+
+def test_a_substitute_ledger_started_with_a_forged_custodian_is_refused_by_the_sites_heads(
+    rig, tmp_path: Path
+) -> None:
+    """The insider cannot add a reviewer to the real ledger, so they start a ledger of their own
+    from a store with a forged custodian and reviewer, prepare the order again on it and approve.
+    The site's checkpoint folder keeps the real ledger's heads: the decision is refused."""
+    heads = tmp_path / "heads"
+    release.approve(rig["cand"], "reviewer-a", rig["store"], rig["ledger"], heads)  # the real ledger's head
+    forged_path = tmp_path / "forged" / "k.json"
+    forged = make_keystore(forged_path, ("ordering-service", "reviewer-a"))  # all theirs
+    fake = tmp_path / "fake-ledger" / "l.sqlite"
+    fake.parent.mkdir()
+    # under a name of its own (under the real ledger's name it fails as a fork: ledger_tampered)
+    with Ledger.open(fake, actor_keys=forged.public_keys(), origin="insider-ledger") as book:
+        cand = prepare_order(
+            rig["small"], policy_path(DAGLIG[0]), order_path(DAGLIG[1]), forged, tmp_path / "work2", book
+        )
+        with pytest.raises(LsssdcError) as info:
+            release.approve(cand.path, "reviewer-a", forged, book, heads)
+        assert info.value.problems[0].code == "foreign_ledger"
+        with pytest.raises(LsssdcError):
+            release.deliver(cand.path, tmp_path / "out" / "pkg", forged, book, "ordering-service", heads)
+    assert [e["kind"] for e in _raw_entries(fake)] == ["custodians", "prepare"]
+    assert not (tmp_path / "out" / "pkg").exists()

@@ -36,7 +36,7 @@ def folder(explicit: str | Path | None, candidate: Path | None = None) -> Path |
 
 
 def known(where: Path | None, origin: str) -> list[Checkpoint]:
-    """Every head exported to the folder for this ledger (by its origin).
+    """Every head exported to the folder; all must be of this ledger (by its origin).
 
     A decision is taken only on a ledger that extends all of them: a copy of the ledger that
     forked from the real one, or the real one cut back, does not. An unreadable file in the
@@ -57,8 +57,19 @@ def known(where: Path | None, origin: str) -> list[Checkpoint]:
                     hint="move it away if it does not belong there; no decision is taken until then",
                 )
             ) from None
-        if cp.origin == origin:
-            out.append(cp)
+        if cp.origin != origin:
+            # the folder belongs to one ledger: a decision on another (a new or substitute ledger
+            # started to escape the real one's history) is refused
+            raise LedgerIntegrityError(
+                Problem(
+                    "foreign_ledger",
+                    f"the checkpoint folder keeps the heads of ledger '{cp.origin}'; this decision is on "
+                    f"ledger '{origin}'",
+                    file=str(path),
+                    hint="decide on the ledger whose heads the folder keeps, or give that ledger's own folder",
+                )
+            )
+        out.append(cp)
     return out
 
 
