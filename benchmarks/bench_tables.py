@@ -33,8 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-from lsssdc.disclosure.audit import audit
 from lsssdc.disclosure.tables import FrequencyRule, Rules, build_table, protect
+from lsssdc.disclosure.tables.attack import audit
 from lsssdc.register.synth import synthesise
 
 TARGET_SECONDS = 60.0

@@ -45,7 +45,6 @@ import pandas as pd
 
 import lsssdc
 from lsssdc import policy as P
-from lsssdc.disclosure.audit import audit
 from lsssdc.disclosure.table_output import table_frame, write_tables
 from lsssdc.disclosure.tables import (
     PRIMARY,
@@ -57,6 +56,7 @@ from lsssdc.disclosure.tables import (
     build_table,
     protect,
 )
+from lsssdc.disclosure.tables.attack import audit
 from lsssdc.register import synth
 
 pd.set_option("display.width", 200)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lsssdc.cli import run
-from lsssdc.disclosure import audit as table_audit
+from lsssdc.disclosure.tables import attack as table_audit
 from lsssdc.register import files, synth
 from lsssdc.release import tables_flow
 from lsssdc.shipped import folder as _shipped_folder

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsssdc.disclosure.audit import audit
 from lsssdc.disclosure.tables import (
     PRIMARY,
     PUBLISHED,
@@ -21,6 +20,7 @@ from lsssdc.disclosure.tables import (
     primary_cells,
     protect,
 )
+from lsssdc.disclosure.tables.attack import audit
 from lsssdc.register import variables as V
 
 DV, KP = "daglig_verksamhet", "kontaktperson"

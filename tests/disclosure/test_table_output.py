@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lsssdc.disclosure.audit import audit
 from lsssdc.disclosure.table_output import HIDDEN, table_frame, write_tables
 from lsssdc.disclosure.tables import (
     FrequencyRule,
@@ -22,6 +21,7 @@ from lsssdc.disclosure.tables import (
     kommun_hierarchy,
     protect,
 )
+from lsssdc.disclosure.tables.attack import audit
 from lsssdc.register import variables as V
 from lsssdc.tables_io import read_table
 

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lsssdc import refdata
-from lsssdc.disclosure.audit import audit
 from lsssdc.disclosure.tables import (
     PRIMARY,
     PUBLISHED,
@@ -29,6 +28,7 @@ from lsssdc.disclosure.tables import (
     primary_cells,
     protect,
 )
+from lsssdc.disclosure.tables.attack import audit
 from lsssdc.errors import InputDataError, PolicyError
 from lsssdc.identity import personnummer as pnr
 from lsssdc.register import variables as V
@@ -497,24 +497,26 @@ def _reference_repair_cost(
 
 
 def test_local_lp_keeps_the_optimum_of_the_full_model() -> None:
-    from lsssdc.disclosure import tables as T
+    from lsssdc.disclosure.tables import hypercube as HC
+    from lsssdc.disclosure.tables import joint as J
+    from lsssdc.disclosure.tables import secondary as S
 
     t = build_table(bounds_case(), ["kommun", "sex", "insats"], "persons", H, insatser=[DV, KP])
     rules = Rules(FrequencyRule(4))
-    joint = T._joint([t], rules)
-    cost = T._cost(joint)
+    joint = J._joint([t], rules)
+    cost = S._cost(joint)
     hidden = joint.primary.copy()
-    stats = T._relation_stats(joint)
+    stats = HC._relation_stats(joint)
     rng = np.random.default_rng(0)
     checked = refused = 0
     for g in np.flatnonzero(joint.primary):
         for delta in (joint.upl[g], -joint.lpl[g]):
             # neighbourhoods, and random cell sets (many rows with one free cell: bounds)
-            sets = [T._neighbourhood(joint, int(g), 1), np.arange(joint.n)]
+            sets = [S._neighbourhood(joint, int(g), 1), np.arange(joint.n)]
             sets += [np.union1d(np.flatnonzero(rng.random(joint.n) < 0.5), [g]) for _ in range(4)]
             for free in sets:
-                model = T._protection_model(joint, hidden, cost, int(g), float(delta), free)
-                found = T._solve_model(model)
+                model = S._protection_model(joint, hidden, cost, int(g), float(delta), free)
+                found = S._solve_model(model)
                 want = _reference_repair_cost(t, hidden, cost, int(g), float(delta), set(free.tolist()))
                 if want is None:
                     assert found is None
@@ -523,7 +525,7 @@ def test_local_lp_keeps_the_optimum_of_the_full_model() -> None:
                 cells, y = found
                 assert y[cells == g] == pytest.approx(delta)
                 # the deviation keeps every relation true and costs the full model's optimum
-                (ok,) = T._feasible(joint, stats, np.zeros(len(cells), np.int64), cells, [y], 1)
+                (ok,) = HC._feasible(joint, stats, np.zeros(len(cells), np.int64), cells, [y], 1)
                 assert ok[0]
                 w = np.where(hidden[cells], 1e-3, cost[cells] / abs(delta))
                 assert float(w @ np.abs(y)) == pytest.approx(want, rel=1e-6, abs=1e-9)
@@ -531,7 +533,7 @@ def test_local_lp_keeps_the_optimum_of_the_full_model() -> None:
     assert checked >= 8 and refused >= 1
     # a zero cell cannot fall: refused without a solve
     zero = int(np.flatnonzero(joint.value == 0)[0])
-    assert T._protection_model(joint, hidden, cost, zero, -1.0, np.arange(joint.n)) is None
+    assert S._protection_model(joint, hidden, cost, zero, -1.0, np.arange(joint.n)) is None
 
 
 def test_workers_take_the_largest_problem_first_and_agree_with_one_process() -> None:

@@ -33,13 +33,13 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pandas as pd
 
-from lsssdc.disclosure.audit import AuditReport
 from lsssdc.disclosure.tables import (
     PUBLISHED,
     UNION,
     ProtectedTables,
     Table,
 )
+from lsssdc.disclosure.tables.attack import AuditReport
 from lsssdc.errors import DisclosureRefused, Problem
 from lsssdc.tables_io import atomic_path
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from lsssdc.disclosure import audit as table_audit
 from lsssdc.disclosure import table_output
 from lsssdc.disclosure import tables as T
+from lsssdc.disclosure.tables import attack as table_audit
 from lsssdc.errors import DisclosureRefused, PolicyRefused, Problem
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.release.extract import derive

@@ -47,7 +47,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import connected_components
 
-from lsssdc.disclosure.tables import ProtectedTables, Table
+from lsssdc.disclosure.tables.model import ProtectedTables, Table
 
 # relation kind codes of the table data structure
 _SUM, _UNION, _DISJOINT = 0, 1, 2

@@ -1,0 +1,533 @@
+"""Building a table from the LSS register: records per person or person-insats, the cells of a
+cross-classification with all margins, and the relations a reader knows between them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lsssdc import refdata
+from lsssdc.disclosure.tables.model import (
+    _KOMMUN_DIMS,
+    _MULTI_VALUED,
+    AGE_BANDS,
+    COUNT_UNITS,
+    DISJOINT,
+    SUM,
+    UNION,
+    Hierarchy,
+    Relations,
+    Table,
+    _ragged_arange,
+    age_band_labels,
+    kommun_hierarchy,
+    lan_hierarchy,
+)
+from lsssdc.errors import InputDataError, PolicyError, Problem
+from lsssdc.identity import personnummer as pnr
+from lsssdc.register import variables as V
+
+# ---------------------------------------------------------------------------------------------
+# building a table from the register
+
+
+def _fail(code: str, message: str, column: str | None = None, hint: str | None = None) -> InputDataError:
+    return InputDataError(Problem(code, message, column=column, hint=hint))
+
+
+def _insatser_for(years: np.ndarray, insatser: Sequence[str] | None, measure: str | None) -> list[str]:
+    if measure is not None:
+        if measure == "hours":
+            chosen = [v for k, v in V.AMOUNTS.items() if k.startswith("hours_")]
+        elif measure in V.AMOUNTS:
+            chosen = [V.AMOUNTS[measure]]
+        else:
+            raise PolicyError(
+                Problem(
+                    "unknown_measure",
+                    f"unknown measure '{measure}'",
+                    hint="use 'hours' or one of " + ", ".join(V.AMOUNTS),
+                )
+            )
+        if insatser is not None:
+            chosen = [i for i in chosen if i in set(insatser)]
+    elif insatser is None:
+        yrs = sorted({int(y) for y in years})
+        chosen = [i for i in V.INSATSER if any(V.get(i).collected(y) for y in yrs)]
+    else:
+        chosen = list(insatser)
+    unknown = [i for i in chosen if i not in V.INSATSER]
+    if unknown:
+        raise PolicyError(Problem("unknown_insats", f"unknown insats: {', '.join(unknown)}"))
+    if not chosen:
+        raise PolicyError(Problem("no_insats", "the table selects no insats"))
+    return chosen
+
+
+def _amount_column(insats: str, measure: str) -> str:
+    for col, ins in V.AMOUNTS.items():
+        if ins == insats and (measure == col or (measure == "hours" and col.startswith("hours_"))):
+            return col
+    raise PolicyError(f"no amount column for insats '{insats}'")  # pragma: no cover - guarded above
+
+
+def _person_attributes(register: pd.DataFrame, person: str, need: set[str]) -> dict[str, np.ndarray]:
+    """Sex and age at the measurement date, from columns when present, else the personnummer."""
+    out: dict[str, np.ndarray] = {}
+    want_sex = "sex" in need and "sex" not in register.columns
+    want_age = bool(need & {"age", "age_band"}) and "age" not in register.columns
+    if want_sex or want_age:
+        if person not in register.columns:
+            raise _fail("missing_column", "sex and age need the personnummer or the columns", column=person)
+        parsed = pnr.parse(register[person].reset_index(drop=True))
+        bad = ~parsed["valid"].to_numpy()
+        if bad.any():
+            rows = tuple(int(i) for i in np.flatnonzero(bad)[:10])
+            raise InputDataError(
+                Problem(
+                    "invalid_personnummer",
+                    "invalid personnummer: sex and age cannot be derived",
+                    column=person,
+                    rows=rows,
+                    row_count=int(bad.sum()),
+                    hint="validate the register first",
+                )
+            )
+        if want_sex:
+            out["sex"] = parsed["sex"].astype(str).to_numpy()
+        if want_age:
+            ref = V.measurement_dates(register["year"].reset_index(drop=True).astype(int))
+            birth = pd.Series(parsed["birth_date"].to_numpy())
+            age = pnr.age_at(birth, ref).to_numpy(dtype=np.int64)
+            out["age"] = age
+    if "sex" in need and "sex" not in out:
+        out["sex"] = register["sex"].astype(str).to_numpy()
+    if need & {"age", "age_band"} and "age" not in out:
+        out["age"] = pd.to_numeric(register["age"]).to_numpy(dtype=np.int64)
+    return out
+
+
+def _default_hierarchy(
+    dim: str, values: np.ndarray, years: np.ndarray, age_bands: Sequence[int]
+) -> Hierarchy:
+    present = sorted({str(v) for v in pd.unique(values)})
+    if dim == "kommun":
+        codes = set(present)
+        for y in {int(x) for x in pd.unique(years)}:
+            codes |= set(refdata.kommun_codes(y))
+        return kommun_hierarchy(codes)
+    if dim == "lan":
+        return lan_hierarchy(set(present) | set(refdata.lan()["lan_kod"]))
+    if dim == "sex":
+        return Hierarchy.flat("sex", ["1", "2"], ["Man", "Kvinna"])
+    if dim == "age_band":
+        labels = age_band_labels(age_bands)
+        return Hierarchy.flat("age_band", labels, labels)
+    if dim == "year":
+        return Hierarchy.flat("year", present, total=False)
+    if dim == "insats":
+        raise AssertionError("insats hierarchy is built from the chosen insatser")  # pragma: no cover
+    return Hierarchy.flat(dim, present)
+
+
+@dataclass
+class _Records:
+    """Long form: one record per person-insats pair (or per row for magnitude), leaf coordinates."""
+
+    leaf: dict[str, np.ndarray]  # dim -> code per record
+    person: np.ndarray  # dense person index (per year: a person in two years is two units)
+    year: np.ndarray
+    weight: np.ndarray  # 1 per pair, or the amount
+    insats: np.ndarray  # insats position per record
+
+
+def _records(
+    register: pd.DataFrame,
+    dims: Sequence[str],
+    insatser: list[str],
+    measure: str | None,
+    age_bands: Sequence[int],
+    person: str,
+) -> _Records:
+    n = len(register)
+    if "year" not in register.columns:
+        raise _fail("missing_column", "the register has no year column", column="year")
+    missing = [c for c in insatser if c not in register.columns]
+    if missing:
+        raise _fail("missing_column", f"missing insats column(s): {', '.join(missing)}")
+    if person not in register.columns:
+        raise _fail("missing_column", "the table needs a person identifier column", column=person)
+    flags = np.zeros((n, len(insatser)), np.int8)
+    for j, name in enumerate(insatser):  # a column per insats, not a row loop
+        col = register[name]
+        vals = pd.to_numeric(col, errors="coerce").fillna(0).to_numpy()
+        if not np.isin(vals, (0, 1)).all():
+            rows = tuple(int(i) for i in np.flatnonzero(~np.isin(vals, (0, 1)))[:10])
+            raise InputDataError(
+                Problem("bad_flag", "an insats flag is neither 0 nor 1", column=name, rows=rows)
+            )
+        flags[:, j] = vals.astype(np.int8)
+    row, ins = np.nonzero(flags)
+    if measure is not None:
+        amounts = np.zeros((n, len(insatser)), np.float64)
+        for j, name in enumerate(insatser):
+            col = _amount_column(name, measure)
+            if col not in register.columns:
+                raise _fail("missing_column", f"missing amount column '{col}'", column=col)
+            amounts[:, j] = pd.to_numeric(register[col], errors="coerce").to_numpy(dtype=np.float64)
+        weight = amounts[row, ins]
+        bad = ~np.isfinite(weight) | (weight < 0)
+        if bad.any():
+            rows = tuple(int(r) for r in np.unique(row[bad])[:10])
+            raise InputDataError(
+                Problem(
+                    "missing_amount",
+                    "an insats is given but its amount is missing or negative",
+                    column=measure,
+                    rows=rows,
+                    row_count=int(np.unique(row[bad]).size),
+                    hint="amounts are collected from 2007; choose years from 2007",
+                )
+            )
+    else:
+        weight = np.ones(len(row), np.float64)
+
+    year = register["year"].to_numpy().astype(np.int64)
+    person_codes, _ = pd.factorize(register[person].astype(str).to_numpy(), sort=False)
+    # a unit is a person in a year: a person counted in two years is two units
+    unit, _ = pd.factorize(person_codes.astype(np.int64) * 10_000 + year, sort=False)
+    need = set(dims)
+    attrs = _person_attributes(register, person, need) if need & {"sex", "age", "age_band"} else {}
+    leaf: dict[str, np.ndarray] = {}
+    for d in dims:
+        if d == "insats":
+            leaf[d] = np.asarray(insatser, dtype=object)[ins]
+        elif d == "kommun":
+            leaf[d] = register["kommun"].astype(str).to_numpy()[row]
+        elif d == "lan":
+            leaf[d] = refdata.lan_of(register["kommun"]).astype(str).to_numpy()[row]
+        elif d == "sex":
+            leaf[d] = attrs["sex"][row]
+        elif d == "age_band":
+            bands = np.asarray(age_bands, dtype=np.int64)
+            age = attrs["age"]
+            if (age < bands[0]).any():
+                raise _fail("bad_age", "an age lies below the first age band", column="age")
+            labels = np.asarray(age_band_labels(age_bands), dtype=object)
+            leaf[d] = labels[np.searchsorted(bands, age, side="right") - 1][row]
+        elif d == "age":
+            leaf[d] = attrs["age"].astype(str)[row]
+        elif d == "year":
+            leaf[d] = year.astype(str)[row]
+        else:
+            if d not in register.columns:
+                raise _fail("missing_column", f"no column for the dimension '{d}'", column=d)
+            col = register[d]
+            if col.isna().any():
+                rows = tuple(int(i) for i in np.flatnonzero(col.isna().to_numpy())[:10])
+                raise InputDataError(
+                    Problem("missing_value", "the dimension has missing values", column=d, rows=rows)
+                )
+            leaf[d] = col.astype(str).to_numpy()[row]
+    return _Records(leaf=leaf, person=unit[row].astype(np.int64), year=year[row], weight=weight, insats=ins)
+
+
+def _group_sum(key: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Unique keys (sorted) and the sum of each array per key."""
+    uniq, inv = np.unique(key, return_inverse=True)
+    return uniq, [np.bincount(inv, weights=a, minlength=len(uniq)) for a in arrays]
+
+
+def _single_valued(records: _Records, dim: str) -> bool:
+    """True when every unit (person and year) has one value on ``dim`` in the table population."""
+    codes, _ = pd.factorize(records.leaf[dim], sort=True)
+    key = records.person * (int(codes.max()) + 1 if len(codes) else 1) + codes
+    uniq = np.unique(key)
+    persons = uniq // (int(codes.max()) + 1 if len(codes) else 1)
+    return bool(len(persons) == len(np.unique(persons)))
+
+
+def build_table(
+    register: pd.DataFrame,
+    dims: Sequence[str],
+    unit: str = "persons",
+    hierarchies: Mapping[str, Hierarchy] | Hierarchy | Sequence[Hierarchy] | None = None,
+    measure: str | None = None,
+    *,
+    name: str | None = None,
+    insatser: Sequence[str] | None = None,
+    age_bands: Sequence[int] = AGE_BANDS,
+    person: str = "personnummer",
+    top: int = 3,
+) -> Table:
+    """Build a table of ``unit`` counts (or sums of ``measure``) by ``dims`` with every margin.
+
+    ``dims`` are register columns or derived ones: ``kommun`` (within län within riket),
+    ``lan``, ``insats`` (the 0/1 flags in long form), ``sex``, ``age_band``, ``year`` and any
+    other column. ``unit`` is ``persons`` or ``insatser`` for counts; with ``measure`` (an amount
+    column such as ``hours_personlig_assistans``, or ``hours`` for the three hours insatser) the
+    cells are sums and ``top`` largest per-person contributions are kept for the magnitude rules.
+    ``insatser`` limits the insatser counted (default: every insats collected in the years).
+    A register with several years needs ``year`` among ``dims`` (persons are counted per year).
+    """
+    dims = tuple(dims)
+    if not dims:
+        raise PolicyError("a table needs at least one dimension")
+    if len(set(dims)) != len(dims):
+        raise PolicyError("a dimension occurs twice in the table")
+    if "kommun" in dims and "lan" in dims:
+        raise PolicyError(
+            Problem("kommun_and_lan", "kommun already holds län as a level", hint="use kommun only")
+        )
+    if measure is None and unit not in COUNT_UNITS:
+        raise PolicyError(Problem("bad_unit", f"unknown unit '{unit}'", hint="persons or insatser"))
+    if len(register) == 0:
+        raise _fail("empty_register", "the register has no rows")
+    years = register["year"].to_numpy() if "year" in register.columns else np.array([])
+    distinct_years = sorted({int(y) for y in pd.unique(years)})
+    if len(distinct_years) > 1 and "year" not in dims:
+        raise PolicyError(
+            Problem(
+                "years_without_dimension",
+                "the register holds several years but the table has no year dimension",
+                hint="add 'year' to the dimensions or select one year",
+            )
+        )
+    chosen = _insatser_for(years, insatser, measure)
+    rec = _records(register, dims, chosen, measure, age_bands, person)
+    if len(rec.person) == 0:
+        raise _fail("empty_population", "no person in the register has an insats of the table")
+    if isinstance(hierarchies, Hierarchy):
+        hierarchies = {hierarchies.dim: hierarchies}
+    elif isinstance(hierarchies, list | tuple):
+        hierarchies = {h.dim: h for h in hierarchies}
+    hierarchies = dict(hierarchies or {})
+    for d in dims:
+        if d not in hierarchies:
+            if d == "insats":
+                labels = [V.get(i).label_sv for i in chosen]
+                hierarchies[d] = Hierarchy.flat("insats", chosen, labels)
+            else:
+                hierarchies[d] = _default_hierarchy(d, rec.leaf[d], years, age_bands)
+    hs = [hierarchies[d] for d in dims]
+    # leaf node position of every record in every dimension
+    leaf_nodes = []
+    for d, h in zip(dims, hs, strict=True):
+        index = h.leaf_index()
+        codes = pd.Series(rec.leaf[d])
+        pos = codes.map(index)
+        if pos.isna().any():
+            bad = sorted(set(codes[pos.isna()]))[:5]
+            raise InputDataError(
+                Problem(
+                    "unknown_code",
+                    f"{pos.isna().sum()} record(s) have a code outside the hierarchy of '{d}'",
+                    column=d,
+                    hint="codes not in the hierarchy: " + ", ".join(bad) if d != "personnummer" else None,
+                )
+            )
+        leaf_nodes.append(pos.to_numpy(dtype=np.int64))
+
+    sizes = np.array([h.size for h in hs], dtype=np.int64)
+    strides = np.ones(len(dims), dtype=np.int64)
+    for i in range(len(dims) - 2, -1, -1):
+        strides[i] = strides[i + 1] * sizes[i + 1]
+    n_cells = int(np.prod(sizes))
+
+    # aggregate to (cell, unit) with every ancestor combination; dimensions on which a unit can
+    # hold several values are expanded first and de-duplicated, single-valued ones last
+    single = {d: d not in _MULTI_VALUED and _single_valued(rec, d) for d in dims}
+    order = sorted(range(len(dims)), key=lambda i: (single[dims[i]], i))
+    nodes = np.stack(leaf_nodes, axis=1) if leaf_nodes else np.zeros((len(rec.person), 0), np.int64)
+    cell = nodes @ strides
+    n_units = int(rec.person.max()) + 1
+    key = cell * n_units + rec.person
+    key, (weight,) = _group_sum(key, rec.weight)
+    for i in order:
+        anc = hs[i].ancestors()
+        cell = key // n_units
+        person_ix = key % n_units
+        node_i = (cell // strides[i]) % sizes[i]
+        a = anc[node_i]  # (records, depth)
+        valid = a >= 0
+        reps = valid.sum(axis=1)
+        base = cell - node_i * strides[i]
+        new_cell = np.repeat(base, reps) + a[valid] * strides[i]
+        new_key = new_cell * n_units + np.repeat(person_ix, reps)
+        new_w = np.repeat(weight, reps)
+        if single[dims[i]]:
+            key, weight = new_key, new_w
+        else:
+            key, (weight,) = _group_sum(new_key, new_w)
+    if any(single[dims[i]] for i in order):
+        # single-valued expansions never create duplicates, but keep keys sorted
+        srt = np.argsort(key, kind="stable")
+        key, weight = key[srt], weight[srt]
+    cell = key // n_units
+    value = np.bincount(cell, weights=weight, minlength=n_cells)
+    contributors = np.bincount(cell, minlength=n_cells).astype(np.int64)
+    top_arr = None
+    if measure is not None:
+        k = max(int(top), 2)
+        order_w = np.lexsort((-weight, cell))
+        c_sorted, w_sorted = cell[order_w], weight[order_w]
+        start = np.searchsorted(c_sorted, np.arange(n_cells))
+        rank = np.arange(len(c_sorted)) - start[c_sorted]
+        keep = rank < k
+        top_arr = np.zeros((n_cells, k), np.float64)
+        top_arr[c_sorted[keep], rank[keep]] = w_sorted[keep]
+    if measure is None and unit == "persons":
+        value = contributors.astype(np.float64)
+
+    # every cell's coordinates
+    grid = np.indices(tuple(sizes)).reshape(len(dims), -1).T.astype(np.int64) if n_cells else None
+    cells = pd.DataFrame(
+        {
+            d: pd.Categorical.from_codes(grid[:, j], categories=list(h.codes))
+            for j, (d, h) in enumerate(zip(dims, hs, strict=True))
+        }
+    )
+    leaf_masks = [h.is_leaf for h in hs]
+    margin = np.zeros(n_cells, bool)
+    for j in range(len(dims)):
+        margin |= ~leaf_masks[j][grid[:, j]]
+    if measure is None:
+        cells["value"] = np.rint(value).astype(np.int64)
+    else:
+        cells["value"] = value
+    cells["contributors"] = contributors
+    cells["margin"] = margin
+
+    rel, notes = _relations(dims, hs, grid, strides, unit, measure, chosen, cells["value"].to_numpy(), single)
+    scope = {
+        "years": ",".join(str(y) for y in distinct_years),
+        "insatser": ",".join(chosen),
+    }
+    out_unit = (
+        unit if measure is None else (V.get(measure).unit if measure in V.BY_NAME else "hours per month")
+    )
+    return Table(
+        name=name or "_".join(dims),
+        dims=dims,
+        unit=str(out_unit),
+        measure=measure,
+        scope=scope,
+        hierarchies={d: h for d, h in zip(dims, hs, strict=True)},
+        cells=cells,
+        nodes=grid,
+        relations=rel,
+        top=top_arr,
+        notes=notes,
+    )
+
+
+def _relations(
+    dims: tuple[str, ...],
+    hs: list[Hierarchy],
+    grid: np.ndarray,
+    strides: np.ndarray,
+    unit: str,
+    measure: str | None,
+    chosen: list[str],
+    value: np.ndarray,
+    single: Mapping[str, bool],
+) -> tuple[Relations, list[str]]:
+    """One relation per line of the table, with the kind that holds for the table's unit."""
+    parents, kinds, dimpos, counts, children = [], [], [], [], []
+    notes: list[str] = []
+    additive = measure is not None or unit == "insatser"
+    ins_pos = dims.index("insats") if "insats" in dims else None
+    ins_leaf = hs[ins_pos].is_leaf if ins_pos is not None else None
+    value = value.astype(np.float64)
+    for j, (d, h) in enumerate(zip(dims, hs, strict=True)):
+        p = h.parent_array
+        n_child = np.bincount(p[p >= 0], minlength=h.size)
+        order = np.argsort(p, kind="stable")
+        order = order[p[order] >= 0]
+        child_ptr = np.concatenate([[0], np.cumsum(n_child)])
+        node = grid[:, j]
+        par = np.flatnonzero(n_child[node] > 0)
+        if len(par) == 0:
+            continue
+        g = node[par]
+        cnt = n_child[g]
+        pos = _ragged_arange(child_ptr[g], cnt)
+        ch = np.repeat(par - g * strides[j], cnt) + order[pos] * strides[j]
+        if additive or single[d]:
+            kind = np.full(len(par), SUM, np.int8)
+        elif d in _KOMMUN_DIMS and ((ins_pos is not None) or (ins_pos is None and len(chosen) == 1)):
+            # rule 9: one insats is never reported by two kommuner, so its kommun margins add up
+            if ins_pos is None:
+                kind = np.full(len(par), SUM, np.int8)
+            else:
+                kind = np.where(ins_leaf[grid[par, ins_pos]], SUM, UNION).astype(np.int8)
+            sums = np.add.reduceat(value[ch], np.cumsum(cnt) - cnt) if len(ch) else np.zeros(0)
+            broken = (kind == SUM) & ~np.isclose(sums, value[par])
+            if broken.any():
+                kind[broken] = UNION
+                notes.append(
+                    f"{int(broken.sum())} kommun margin(s) of one insats do not add up "
+                    "(the same insats from two kommuner, rule 9): treated as bounds"
+                )
+        else:
+            kind = np.full(len(par), UNION, np.int8)
+        parents.append(par)
+        kinds.append(kind)
+        dimpos.append(np.full(len(par), j, np.int8))
+        counts.append(cnt)
+        children.append(ch)
+        if d == "insats" and not additive:
+            housing = [i for i, c in enumerate(h.codes) if c in V.HOUSING]
+            if len(housing) >= 2:
+                # rule 5: at most one housing insats per person, so the housing cells are disjoint
+                top = np.flatnonzero(~h.is_leaf[node] & (p[node] < 0) & (n_child[node] > 0))
+                hn = np.asarray(housing, np.int64)
+                hch = (top - node[top] * strides[j])[:, None] + hn[None, :] * strides[j]
+                ok = value[hch].sum(axis=1) <= value[top] + 1e-9
+                if not ok.all():
+                    notes.append(
+                        f"{int((~ok).sum())} margin(s) have persons with two housing insatser "
+                        "(rule 5): housing cells not treated as disjoint there"
+                    )
+                top, hch = top[ok], hch[ok]
+                parents.append(top)
+                kinds.append(np.full(len(top), DISJOINT, np.int8))
+                dimpos.append(np.full(len(top), j, np.int8))
+                counts.append(np.full(len(top), len(hn), np.int64))
+                children.append(hch.reshape(-1))
+    if parents:
+        cnt_all = np.concatenate(counts).astype(np.int64)
+        rel = Relations(
+            parent=np.concatenate(parents).astype(np.int64),
+            kind=np.concatenate(kinds).astype(np.int8),
+            dim=np.concatenate(dimpos).astype(np.int8),
+            ptr=np.concatenate([[0], np.cumsum(cnt_all)]).astype(np.int64),
+            children=np.concatenate(children).astype(np.int64),
+        )
+    else:
+        rel = Relations(
+            *(np.zeros(0, np.int64) for _ in range(3)), np.zeros(1, np.int64), np.zeros(0, np.int64)
+        )
+    _check_relations(rel, value)
+    return rel, notes
+
+
+def _check_relations(rel: Relations, value: np.ndarray) -> None:
+    """The true table satisfies every relation; anything else is a defect in building it."""
+    if rel.size == 0:
+        return
+    starts = rel.ptr[:-1]
+    sums = np.add.reduceat(value[rel.children], starts)
+    maxs = np.maximum.reduceat(value[rel.children], starts)
+    v = value[rel.parent]
+    tol = 1e-6 * np.maximum(1.0, np.abs(v))
+    ok = np.where(
+        rel.kind == SUM,
+        np.abs(sums - v) <= tol,
+        np.where(rel.kind == UNION, (maxs <= v + tol) & (v <= sums + tol), sums <= v + tol),
+    )
+    if not ok.all():  # pragma: no cover - would be a defect in the builder
+        raise AssertionError(f"{int((~ok).sum())} relation(s) do not hold on the table")

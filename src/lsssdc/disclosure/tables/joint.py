@@ -1,0 +1,143 @@
+"""The joint problem of linked tables: cells that two tables share are identified, so that
+suppression and attack see one system of relations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lsssdc.disclosure.tables.model import Table
+from lsssdc.disclosure.tables.rules import Rules, primary_cells
+from lsssdc.errors import InputDataError, Problem
+
+# ---------------------------------------------------------------------------------------------
+# the joint problem of linked tables (shared cells identified)
+
+
+def _link_keys(table: Table, dims: list[str]) -> np.ndarray:
+    """Text key per cell: codes over ``dims``, a län being a level of the kommun dimension."""
+    out = np.full(table.size, "", dtype=object)
+    for d in dims:
+        names = [x for x in table.dims if (x if x != "lan" else "kommun") == d]
+        if names:
+            h = table.hierarchies[names[0]]
+            total = (h.parent_array < 0) & ~h.is_leaf
+            code = np.where(total, "", np.asarray(h.codes, dtype=object))
+            col = code[table.nodes[:, table.dims.index(names[0])]]
+        else:
+            col = np.full(table.size, "", dtype=object)
+        out = out + "/" + col
+    return out
+
+
+@dataclass
+class _Joint:
+    """Linked tables as one set of cells and relations (global cell numbers)."""
+
+    tables: list[Table]
+    ids: list[np.ndarray]
+    n: int
+    value: np.ndarray
+    margin: np.ndarray
+    upl: np.ndarray
+    lpl: np.ndarray
+    primary: np.ndarray
+    reason: np.ndarray
+    parent: np.ndarray
+    kind: np.ndarray
+    ptr: np.ndarray
+    children: np.ndarray
+    member_ptr: np.ndarray  # cell -> relations it belongs to (CSR)
+    member_rel: np.ndarray
+    owner_ptr: np.ndarray  # cell -> (table, local cell) occurrences (CSR)
+    owner_table: np.ndarray
+    owner_local: np.ndarray
+    grids: dict[int, Any] = field(default_factory=dict)  # per table, for the local LPs
+
+
+def _joint(tables: list[Table], rules: Rules) -> _Joint:
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tables):
+        groups.setdefault(t.link_key(), []).append(i)
+    ids: list[np.ndarray] = [np.zeros(0, np.int64)] * len(tables)
+    n = 0
+    for members in groups.values():
+        if len(members) == 1:
+            ids[members[0]] = np.arange(tables[members[0]].size, dtype=np.int64) + n
+            n += tables[members[0]].size
+            continue
+        dims = sorted({d if d != "lan" else "kommun" for i in members for d in tables[i].dims})
+        keys = np.concatenate([_link_keys(tables[i], dims) for i in members])
+        codes, uniq = pd.factorize(keys, sort=False)
+        start = 0
+        for i in members:
+            ids[i] = codes[start : start + tables[i].size].astype(np.int64) + n
+            start += tables[i].size
+        n += len(uniq)
+    value = np.zeros(n)
+    margin = np.zeros(n, bool)
+    upl = np.zeros(n)
+    lpl = np.zeros(n)
+    reason = np.zeros(n, np.int64)
+    known = np.zeros(n, bool)
+    parents, kinds, counts, children = [], [], [], []
+    for t, gid in zip(tables, ids, strict=True):
+        v = t.values
+        if (known[gid] & ~np.isclose(value[gid], v)).any():
+            raise InputDataError(
+                Problem(
+                    "linked_tables_disagree",
+                    f"table '{t.name}' disagrees with a linked table on a shared cell",
+                    hint="build linked tables from the same register and population",
+                )
+            )
+        known[gid] = True
+        value[gid] = v
+        margin[gid] |= t.cells["margin"].to_numpy()
+        r, u, lo = primary_cells(t, rules)
+        reason[gid] |= r
+        upl[gid] = np.maximum(upl[gid], u)
+        lpl[gid] = np.maximum(lpl[gid], lo)
+        rel = t.relations
+        parents.append(gid[rel.parent])
+        kinds.append(rel.kind)
+        counts.append(np.diff(rel.ptr))
+        children.append(gid[rel.children])
+    parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
+    kind = np.concatenate(kinds) if kinds else np.zeros(0, np.int8)
+    cnt = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+    ptr = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+    ch = np.concatenate(children) if children else np.zeros(0, np.int64)
+    rel_of = np.repeat(np.arange(len(parent)), np.diff(ptr))
+    mem_cell = np.concatenate([parent, ch])
+    mem_rel = np.concatenate([np.arange(len(parent)), rel_of])
+    order = np.lexsort((mem_rel, mem_cell))
+    member_ptr = np.concatenate([[0], np.cumsum(np.bincount(mem_cell, minlength=n))]).astype(np.int64)
+    own_cell = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    own_table = np.concatenate([np.full(t.size, i) for i, t in enumerate(tables)]) if tables else own_cell
+    own_local = np.concatenate([np.arange(t.size) for t in tables]) if tables else own_cell
+    o = np.argsort(own_cell, kind="stable")
+    owner_ptr = np.concatenate([[0], np.cumsum(np.bincount(own_cell, minlength=n))]).astype(np.int64)
+    return _Joint(
+        tables=tables,
+        ids=ids,
+        n=n,
+        value=value,
+        margin=margin,
+        upl=upl,
+        lpl=lpl,
+        primary=reason > 0,
+        reason=reason,
+        parent=parent,
+        kind=kind,
+        ptr=ptr,
+        children=ch,
+        member_ptr=member_ptr,
+        member_rel=mem_rel[order],
+        owner_ptr=owner_ptr,
+        owner_table=own_table[o],
+        owner_local=own_local[o],
+    )
