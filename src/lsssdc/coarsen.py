@@ -50,7 +50,7 @@ from lsssdc.errors import InputDataError, PolicyError, Problem
 from lsssdc.identity.personnummer import age_at
 from lsssdc.register import variables as V
 
-RIKET = "00"
+RIKET = refdata.RIKET
 MERGED_SUFFIX = "R"
 
 # --------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from lsssdc.disclosure.tables import (
     PRIMARY,
     PUBLISHED,
     SECONDARY,
+    CodeTree,
     FrequencyRule,
-    Hierarchy,
     ProtectedTables,
     Rules,
     build_table,
@@ -40,7 +40,7 @@ def register(groups: list[tuple[str, int, tuple[str, ...]]]) -> pd.DataFrame:
 
 def table_1d(values: dict[str, int]):
     reg = register([(k, n, (DV,)) for k, n in values.items() if n])
-    return build_table(reg, ["kommun"], "persons", Hierarchy.flat("kommun", list(values)), insatser=[DV])
+    return build_table(reg, ["kommun"], "persons", CodeTree.flat("kommun", list(values)), insatser=[DV])
 
 
 def hide(table, rules: Rules, hidden_codes: list[str], witnesses=None) -> ProtectedTables:
@@ -100,7 +100,7 @@ def test_bounds_of_a_persons_margin_over_insatser() -> None:
     # one kommun: 4 persons, 2 with DV only, 2 with KP only (no overlap): total 4 = DV + KP
     reg = register([("0114", 2, (DV,)), ("0114", 2, (KP,)), ("0115", 5, (DV, KP))])
     t = build_table(
-        reg, ["kommun", "insats"], "persons", Hierarchy.flat("kommun", KOMMUNER[:2]), insatser=[DV, KP]
+        reg, ["kommun", "insats"], "persons", CodeTree.flat("kommun", KOMMUNER[:2]), insatser=[DV, KP]
     )
     rules = Rules(FrequencyRule(3))
     p = protect(t, rules)
@@ -154,7 +154,7 @@ def test_fast_mode_agrees_with_the_exact_attacker() -> None:
     reg = register(groups)
     reg["sex"] = np.where(np.arange(len(reg)) % 3 == 0, "2", "1")
     t = build_table(
-        reg, ["kommun", "sex", "insats"], "persons", Hierarchy.flat("kommun", KOMMUNER), insatser=[DV, KP]
+        reg, ["kommun", "sex", "insats"], "persons", CodeTree.flat("kommun", KOMMUNER), insatser=[DV, KP]
     )
     p = protect(t, Rules(FrequencyRule(3)))
     exact = audit(p, exact=True)

@@ -18,7 +18,7 @@ from lsssdc.disclosure.tables import (
     PRule,
     Rules,
     build_table,
-    kommun_hierarchy,
+    kommun_tree,
     protect,
 )
 from lsssdc.disclosure.tables.attack import audit
@@ -57,7 +57,7 @@ def register() -> pd.DataFrame:
 
 def protected_tables():
     reg = register()
-    h = {"kommun": kommun_hierarchy(KOMMUNER)}
+    h = {"kommun": kommun_tree(KOMMUNER)}
     t = build_table(reg, ["kommun", "insats"], "persons", h, insatser=[DV, KP, PA], name="personer")
     p = protect(t, Rules(FrequencyRule(3)))
     return p, audit(p)
@@ -131,7 +131,7 @@ def test_output_is_byte_identical_when_repeated(tmp_path: Path) -> None:
 
 def test_magnitude_values_and_no_audit(tmp_path: Path) -> None:
     reg = register()
-    h = {"kommun": kommun_hierarchy(KOMMUNER)}
+    h = {"kommun": kommun_tree(KOMMUNER)}
     t = build_table(reg, ["kommun", "sex"], measure="hours_personlig_assistans", hierarchies=h, name="timmar")
     p = protect(t, Rules(FrequencyRule(3), p_rule=PRule(10)))
     paths = write_tables(p, tmp_path, xlsx=False)

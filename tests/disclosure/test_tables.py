@@ -18,13 +18,13 @@ from lsssdc.disclosure.tables import (
     SECONDARY,
     SUM,
     UNION,
+    CodeTree,
     DominanceRule,
     FrequencyRule,
-    Hierarchy,
     PRule,
     Rules,
     build_table,
-    kommun_hierarchy,
+    kommun_tree,
     primary_cells,
     protect,
 )
@@ -74,7 +74,7 @@ def relation_kind(table, parent: int, dim: str) -> int:
     return int(rel.kind[sel[0]])
 
 
-H = {"kommun": kommun_hierarchy(KOMMUNER)}
+H = {"kommun": kommun_tree(KOMMUNER)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_single_small_cell_in_a_row_with_a_total() -> None:
         register(rows),
         ["kommun"],
         "persons",
-        Hierarchy.flat("kommun", ["0114", "0115", "0117"]),
+        CodeTree.flat("kommun", ["0114", "0115", "0117"]),
         insatser=[DV],
     )
     p = protect(t, Rules(FrequencyRule(3)))
@@ -234,7 +234,7 @@ def test_two_small_cells_in_one_row_protect_each_other() -> None:
         register(rows),
         ["kommun"],
         "persons",
-        Hierarchy.flat("kommun", ["0114", "0115", "0117"]),
+        CodeTree.flat("kommun", ["0114", "0115", "0117"]),
         insatser=[DV],
     )
     p = protect(t, Rules(FrequencyRule(3)))
@@ -280,7 +280,7 @@ def test_two_linked_tables_share_cells_and_are_protected_together() -> None:
         + people("0117", 3, (KP,), 40, sex="1")
     )
     reg = register(rows)
-    hk = Hierarchy.flat("kommun", ["0114", "0115", "0117"])
+    hk = CodeTree.flat("kommun", ["0114", "0115", "0117"])
     a = build_table(reg, ["kommun", "sex"], "persons", {"kommun": hk}, insatser=[DV, KP], name="by_sex")
     b = build_table(reg, ["kommun", "insats"], "persons", {"kommun": hk}, insatser=[DV, KP], name="by_insats")
     p = protect([a, b], Rules(FrequencyRule(3)))
@@ -305,7 +305,7 @@ def test_a_table_without_small_cells_hides_nothing() -> None:
         register(rows),
         ["kommun", "insats"],
         "persons",
-        Hierarchy.flat("kommun", ["0114", "0115", "0117"]),
+        CodeTree.flat("kommun", ["0114", "0115", "0117"]),
         insatser=[DV, KP],
         name="big",
     )
@@ -334,7 +334,7 @@ def bounds_case() -> pd.DataFrame:
 
 
 def test_bounds_reveal_what_equations_do_not_and_suppression_handles_it() -> None:
-    hk = Hierarchy.flat("kommun", ["0114", "0115", "0117"])
+    hk = CodeTree.flat("kommun", ["0114", "0115", "0117"])
     t = build_table(bounds_case(), ["kommun", "insats"], "persons", {"kommun": hk}, insatser=[DV, KP])
     rules = Rules(FrequencyRule(3))
     reason, _, _ = primary_cells(t, rules)
@@ -359,7 +359,7 @@ def test_bounds_reveal_what_equations_do_not_and_suppression_handles_it() -> Non
 
 def test_suppression_is_deterministic_and_lp_method_agrees_with_the_audit() -> None:
     reg = bounds_case()
-    hk = Hierarchy.flat("kommun", ["0114", "0115", "0117"])
+    hk = CodeTree.flat("kommun", ["0114", "0115", "0117"])
     t = build_table(reg, ["kommun", "sex", "insats"], "persons", {"kommun": hk}, insatser=[DV, KP])
     a = protect(t, Rules(FrequencyRule(4)))
     b = protect(t, Rules(FrequencyRule(4)))
@@ -372,7 +372,7 @@ def test_suppression_is_deterministic_and_lp_method_agrees_with_the_audit() -> N
 
 def test_protect_in_worker_processes_gives_the_same_result() -> None:
     reg = pd.concat([bounds_case(), bounds_case().assign(year=2023)], ignore_index=True)
-    hk = {"kommun": Hierarchy.flat("kommun", ["0114", "0115", "0117"])}
+    hk = {"kommun": CodeTree.flat("kommun", ["0114", "0115", "0117"])}
     tables = [
         build_table(
             reg[reg["year"] == y], ["kommun", "insats"], "persons", hk, insatser=[DV, KP], name=f"t{y}"
@@ -408,7 +408,7 @@ def small_registers(draw: st.DrawFn) -> pd.DataFrame:
 @settings(max_examples=12)
 @given(reg=small_registers(), threshold=st.integers(min_value=2, max_value=5))
 def test_property_every_protected_table_passes_the_audit(reg: pd.DataFrame, threshold: int) -> None:
-    hk = {"kommun": kommun_hierarchy(KOMMUNER[:4])}
+    hk = {"kommun": kommun_tree(KOMMUNER[:4])}
     t = build_table(reg, ["kommun", "sex", "insats"], "persons", hk, insatser=[DV, KP, PA])
     p = protect(t, Rules(FrequencyRule(threshold)))
     rep = audit(p, exact=True)
@@ -423,7 +423,7 @@ def test_zero_cells_hidden_when_zero_is_not_safe() -> None:
         register(rows),
         ["kommun", "insats"],
         "persons",
-        Hierarchy.flat("kommun", ["0114", "0115", "0117"]),
+        CodeTree.flat("kommun", ["0114", "0115", "0117"]),
         insatser=[DV, KP],
     )
     p = protect(t, FrequencyRule(3, zero_is_safe=False))
@@ -540,7 +540,7 @@ def test_workers_take_the_largest_problem_first_and_agree_with_one_process() -> 
     small = bounds_case()
     big = pd.concat([bounds_case(), bounds_case().assign(personnummer=lambda d: d["personnummer"] + "b")])
     reg = pd.concat([small.assign(year=2022), big.assign(year=2023), small.assign(year=2024)])
-    hk = {"kommun": Hierarchy.flat("kommun", ["0114", "0115", "0117"])}
+    hk = {"kommun": CodeTree.flat("kommun", ["0114", "0115", "0117"])}
     tables = [
         build_table(
             reg[reg["year"] == y], ["kommun", "sex", "insats"], "persons", hk, insatser=[DV, KP], name=f"t{y}"

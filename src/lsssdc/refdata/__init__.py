@@ -17,6 +17,8 @@ _DATA = resources.files(__package__) / "data"
 
 #: Earliest and latest year whose kommun division is known from the shipped tables.
 FIRST_YEAR = 1999
+#: the code of the whole country above the län (riket), in every table and recoding
+RIKET = "00"
 
 
 def _read(name: str, **kwargs: object) -> pd.DataFrame:

@@ -61,13 +61,13 @@ from lsssdc.disclosure.tables.model import (
     SUM,
     TOTAL,
     UNION,
-    Hierarchy,
+    CodeTree,
     ProtectedTables,
     Relations,
     Table,
     age_band_labels,
-    kommun_hierarchy,
-    lan_hierarchy,
+    kommun_tree,
+    lan_tree,
 )
 from lsssdc.disclosure.tables.rules import DominanceRule, FrequencyRule, PRule, Rules, primary_cells
 from lsssdc.disclosure.tables.secondary import protect
@@ -92,7 +92,7 @@ __all__ = [
     "UNION",
     "DominanceRule",
     "FrequencyRule",
-    "Hierarchy",
+    "CodeTree",
     "PRule",
     "ProtectedTables",
     "Relations",
@@ -100,8 +100,8 @@ __all__ = [
     "Table",
     "age_band_labels",
     "build_table",
-    "kommun_hierarchy",
-    "lan_hierarchy",
+    "kommun_tree",
+    "lan_tree",
     "primary_cells",
     "protect",
 ]

@@ -18,13 +18,13 @@ from lsssdc.disclosure.tables.model import (
     DISJOINT,
     SUM,
     UNION,
-    Hierarchy,
+    CodeTree,
     Relations,
     Table,
     _ragged_arange,
     age_band_labels,
-    kommun_hierarchy,
-    lan_hierarchy,
+    kommun_tree,
+    lan_tree,
 )
 from lsssdc.errors import InputDataError, PolicyError, Problem
 from lsssdc.identity import personnummer as pnr
@@ -110,27 +110,25 @@ def _person_attributes(register: pd.DataFrame, person: str, need: set[str]) -> d
     return out
 
 
-def _default_hierarchy(
-    dim: str, values: np.ndarray, years: np.ndarray, age_bands: Sequence[int]
-) -> Hierarchy:
+def _default_hierarchy(dim: str, values: np.ndarray, years: np.ndarray, age_bands: Sequence[int]) -> CodeTree:
     present = sorted({str(v) for v in pd.unique(values)})
     if dim == "kommun":
         codes = set(present)
         for y in {int(x) for x in pd.unique(years)}:
             codes |= set(refdata.kommun_codes(y))
-        return kommun_hierarchy(codes)
+        return kommun_tree(codes)
     if dim == "lan":
-        return lan_hierarchy(set(present) | set(refdata.lan()["lan_kod"]))
+        return lan_tree(set(present) | set(refdata.lan()["lan_kod"]))
     if dim == "sex":
-        return Hierarchy.flat("sex", ["1", "2"], ["Man", "Kvinna"])
+        return CodeTree.flat("sex", ["1", "2"], ["Man", "Kvinna"])
     if dim == "age_band":
         labels = age_band_labels(age_bands)
-        return Hierarchy.flat("age_band", labels, labels)
+        return CodeTree.flat("age_band", labels, labels)
     if dim == "year":
-        return Hierarchy.flat("year", present, total=False)
+        return CodeTree.flat("year", present, total=False)
     if dim == "insats":
         raise AssertionError("insats hierarchy is built from the chosen insatser")  # pragma: no cover
-    return Hierarchy.flat(dim, present)
+    return CodeTree.flat(dim, present)
 
 
 @dataclass
@@ -254,7 +252,7 @@ def build_table(
     register: pd.DataFrame,
     dims: Sequence[str],
     unit: str = "persons",
-    hierarchies: Mapping[str, Hierarchy] | Hierarchy | Sequence[Hierarchy] | None = None,
+    hierarchies: Mapping[str, CodeTree] | CodeTree | Sequence[CodeTree] | None = None,
     measure: str | None = None,
     *,
     name: str | None = None,
@@ -300,7 +298,7 @@ def build_table(
     rec = _records(register, dims, chosen, measure, age_bands, person)
     if len(rec.person) == 0:
         raise _fail("empty_population", "no person in the register has an insats of the table")
-    if isinstance(hierarchies, Hierarchy):
+    if isinstance(hierarchies, CodeTree):
         hierarchies = {hierarchies.dim: hierarchies}
     elif isinstance(hierarchies, list | tuple):
         hierarchies = {h.dim: h for h in hierarchies}
@@ -309,7 +307,7 @@ def build_table(
         if d not in hierarchies:
             if d == "insats":
                 labels = [V.get(i).label_sv for i in chosen]
-                hierarchies[d] = Hierarchy.flat("insats", chosen, labels)
+                hierarchies[d] = CodeTree.flat("insats", chosen, labels)
             else:
                 hierarchies[d] = _default_hierarchy(d, rec.leaf[d], years, age_bands)
     hs = [hierarchies[d] for d in dims]
@@ -426,7 +424,7 @@ def build_table(
 
 def _relations(
     dims: tuple[str, ...],
-    hs: list[Hierarchy],
+    hs: list[CodeTree],
     grid: np.ndarray,
     strides: np.ndarray,
     unit: str,

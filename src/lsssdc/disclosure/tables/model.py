@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 #: Code of the total of a dimension (the kommun hierarchy's total is riket, code "00").
 TOTAL = "Totalt"
-RIKET = "00"
+RIKET = refdata.RIKET
 #: What a count cell counts. A magnitude table counts the unit of its measure (hours, days).
 COUNT_UNITS = ("persons", "insatser")
 #: Relation kinds: ``sum``: parent = sum of children; ``union``: every child <= parent <= sum of
@@ -52,7 +52,7 @@ _SEX_LABELS = {"1": "Man", "2": "Kvinna"}
 
 
 @dataclass(frozen=True)
-class Hierarchy:
+class CodeTree:
     """The codes of one dimension as a tree: each node has a parent (-1 for a top node).
 
     Nodes are stored parents first (depth first), which is also the order in which they are
@@ -83,7 +83,7 @@ class Hierarchy:
         total: bool = True,
         total_code: str = TOTAL,
         total_label: str = "Totalt",
-    ) -> Hierarchy:
+    ) -> CodeTree:
         """Leaves under one total (or, with ``total=False``, leaves without a margin)."""
         codes = [str(c) for c in codes]
         labels = [str(x) for x in labels] if labels is not None else list(codes)
@@ -107,7 +107,7 @@ class Hierarchy:
         group_labels: Mapping[str, str] | None = None,
         total_code: str = TOTAL,
         total_label: str = "Totalt",
-    ) -> Hierarchy:
+    ) -> CodeTree:
         """Leaves within groups within one total (e.g. kommun within län within riket)."""
         leaf_labels = leaf_labels or {}
         group_labels = group_labels or {}
@@ -174,13 +174,13 @@ class Hierarchy:
         }
 
 
-def kommun_hierarchy(codes: Iterable[str]) -> Hierarchy:
+def kommun_tree(codes: Iterable[str]) -> CodeTree:
     """Kommuner within län within riket, labelled with the names of the reference tables."""
     codes = sorted({str(c) for c in codes})
     ky = refdata.kommun_years()
     names = dict(zip(ky["kommun_kod"], ky["kommun_namn"], strict=True))
     lan_names = dict(zip(refdata.lan()["lan_kod"], refdata.lan()["lan_namn"], strict=True))
-    return Hierarchy.grouped(
+    return CodeTree.grouped(
         "kommun",
         codes,
         {c: c[:2] for c in codes},
@@ -191,10 +191,10 @@ def kommun_hierarchy(codes: Iterable[str]) -> Hierarchy:
     )
 
 
-def lan_hierarchy(codes: Iterable[str]) -> Hierarchy:
+def lan_tree(codes: Iterable[str]) -> CodeTree:
     lan_names = dict(zip(refdata.lan()["lan_kod"], refdata.lan()["lan_namn"], strict=True))
     codes = sorted({str(c) for c in codes})
-    return Hierarchy.flat(
+    return CodeTree.flat(
         "lan", codes, [lan_names.get(c, c) for c in codes], total_code=RIKET, total_label="Riket"
     )
 
@@ -252,7 +252,7 @@ class Table:
     unit: str
     measure: str | None
     scope: dict[str, str]
-    hierarchies: dict[str, Hierarchy]
+    hierarchies: dict[str, CodeTree]
     cells: pd.DataFrame
     nodes: np.ndarray
     relations: Relations

@@ -22,7 +22,7 @@ from lsssdc.disclosure.tables.model import (
     SECONDARY,
     SUM,
     UNION,
-    Hierarchy,
+    CodeTree,
     ProtectedTables,
     Table,
     _ragged_arange,
@@ -39,7 +39,7 @@ def _cost(joint: _Joint) -> np.ndarray:
     return (1.0 + 0.1 * np.log1p(np.maximum(joint.value, 0.0))) * np.where(joint.margin, 2.0, 1.0)
 
 
-def _children_lists(h: Hierarchy) -> list[np.ndarray]:
+def _children_lists(h: CodeTree) -> list[np.ndarray]:
     """Each node's children (positions), in order."""
     p = h.parent_array
     order = np.argsort(p, kind="stable")
@@ -49,7 +49,7 @@ def _children_lists(h: Hierarchy) -> list[np.ndarray]:
 
 
 def _hierarchy_sets(
-    h: Hierarchy, kids: list[np.ndarray], node: int, m: int, edge_value: np.ndarray
+    h: CodeTree, kids: list[np.ndarray], node: int, m: int, edge_value: np.ndarray
 ) -> np.ndarray:
     """Nodes of one dimension around ``node``: itself, its ancestors, up to ``m`` siblings and
     their descendants (up to ``m`` per node and level), preferring large ``edge_value``."""
