@@ -83,7 +83,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     values = synthetic(args.n, args.seed)
-    column = pd.Series(values.astype(object), name="personnummer")  # as tables_io.read_table gives it
+    column = pd.Series(values.astype(object), name="personnummer")  # as fileio.read_table gives it
     arrow_column = column.astype("string[pyarrow]")
     del values
     key = PseudonymKey.derive(os.urandom(32), "BENCH-1", 1)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lsssdc import tables_io
+from lsssdc import fileio
 from lsssdc.cli import run
 from lsssdc.register import files
 from lsssdc.register import variables as V
@@ -464,7 +464,7 @@ def test_a_link_to_a_register_outside_is_read(tmp_path, capsys) -> None:
 
 def test_a_lower_line_limit_is_used(tmp_path, capsys, monkeypatch) -> None:
     """The limit is one constant: a 64 KiB line under a 32 KiB limit is refused, naming it."""
-    monkeypatch.setattr(tables_io, "MAX_LINE_BYTES", 32 << 10)
+    monkeypatch.setattr(fileio, "MAX_LINE_BYTES", 32 << 10)
     path = tmp_path / "lss.csv"
     path.write_bytes(good_csv() + b"2010," + b"7" * (64 << 10) + b"\n")
     err = refused(capsys, ["validate", str(path)], path)
@@ -475,10 +475,10 @@ def test_a_parquet_file_that_claims_far_more_rows_than_its_size_is_refused_unrea
     tmp_path, capsys, monkeypatch
 ) -> None:
     """Two million missing values fit in a few KiB of Parquet, and take 18 MB in memory."""
-    monkeypatch.setattr(tables_io, "_PARQUET_FLOOR", 0)
+    monkeypatch.setattr(fileio, "_PARQUET_FLOOR", 0)
     path = tmp_path / "lss.parquet"
     pq.write_table(pa.table({"personnummer": pa.nulls(2_000_000, pa.string())}), path)
-    monkeypatch.setattr(tables_io.pq.ParquetFile, "read", lambda *_a, **_k: pytest.fail("read"))
+    monkeypatch.setattr(fileio.pq.ParquetFile, "read", lambda *_a, **_k: pytest.fail("read"))
     err = refused(capsys, ["validate", str(path)], path)
     assert "says it holds about" in err
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lsssdc import cli, tables_io
+from lsssdc import cli, fileio
 from lsssdc.register import variables as V
 
 YEARS = "2019-2022"
@@ -350,7 +350,7 @@ def test_a_failed_write_leaves_no_file(capsys, tmp_path, monkeypatch):
         Path(where).write_bytes(b"PAR1 half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(tables_io.pq, "write_table", broken)
+    monkeypatch.setattr(fileio.pq, "write_table", broken)
     code, out, err = run(capsys, "synth", "--years", "2020", "--persons", "50", "--out", tmp_path / "out")
     assert code == 2 and "disk full" in err
     assert list((tmp_path / "out").iterdir()) == []

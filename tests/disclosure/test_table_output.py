@@ -22,8 +22,8 @@ from lsssdc.disclosure.tables import (
     protect,
 )
 from lsssdc.disclosure.tables.attack import audit
+from lsssdc.fileio import read_table
 from lsssdc.register import variables as V
-from lsssdc.tables_io import read_table
 
 DV, KP, PA = "daglig_verksamhet", "kontaktperson", "personlig_assistans"
 KOMMUNER = ["0114", "0115", "0117", "0180"]  # Upplands Väsby, Vallentuna, Österåker, Stockholm

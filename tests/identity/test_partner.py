@@ -14,11 +14,11 @@ import pytest
 from lsssdc import linkage as L
 from lsssdc.audit.ledger import Ledger
 from lsssdc.errors import InputDataError, KeyStoreError, PolicyError
+from lsssdc.fileio import write_table
 from lsssdc.identity import partner as P
 from lsssdc.identity import pseudonym as ps
 from lsssdc.policy import load_order, load_policy
 from lsssdc.register import synth
-from lsssdc.tables_io import write_table
 from tests.conftest import ACTOR_SECRET
 
 PROJECT = "lss-fk-2026"

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lsssdc import tables_io
+from lsssdc import fileio
 from lsssdc.errors import InputDataError
 from lsssdc.register import files, synth
 from lsssdc.register import variables as V
@@ -438,7 +438,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch, suffix):
         Path(where).write_text("year,perso", encoding="utf-8")
         raise OSError("disk full")
 
-    monkeypatch.setattr(tables_io.pq, "write_table", broken_parquet)
+    monkeypatch.setattr(fileio.pq, "write_table", broken_parquet)
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken_csv)
     target = tmp_path / f"lss{suffix}"
     with pytest.raises(OSError, match="disk full"):
@@ -448,7 +448,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch, suffix):
     monkeypatch.undo()
     files.write_register(reg, target)
     before = target.read_bytes()
-    monkeypatch.setattr(tables_io.pq, "write_table", broken_parquet)
+    monkeypatch.setattr(fileio.pq, "write_table", broken_parquet)
     monkeypatch.setattr(pd.DataFrame, "to_csv", broken_csv)
     with pytest.raises(OSError):
         files.write_register(frame([row(2011, B, **KP)]), target)

@@ -35,7 +35,7 @@ from lsssdc.audit import merkle
 from lsssdc.audit import person_index as pindex
 from lsssdc.audit.store import CheckpointRow, EntryRow, LedgerStore, PersonIndexRow, SQLiteStore
 from lsssdc.errors import InputDataError, KeyStoreError, LedgerIntegrityError, Problem
-from lsssdc.tables_io import atomic_path
+from lsssdc.fileio import atomic_path
 
 #: The kinds of entry the release workflow writes. Anything else is refused.
 KINDS: frozenset[str] = frozenset(

@@ -429,8 +429,8 @@ def pseudonymise_cmd(
     delivery to the same project, and unrelated pseudonyms in other projects.
     Example: lsssdc pseudonymise extract.parquet --project PRJ-2025-01 --key-store /secure/keys/k.json --out delivery/extract.parquet
     """
+    from lsssdc.fileio import read_table, write_table
     from lsssdc.identity.pseudonym import check_project_id, personnummer_digits, pseudonymise_frame
-    from lsssdc.tables_io import read_table, write_table
 
     check_project_id(project)
     _check_paths(input_file, out, key_store)
@@ -490,8 +490,8 @@ def reidentify_cmd(
     both files' SHA-256, never a value) has been appended.
     Example: lsssdc reidentify flagged.csv --project PRJ-1 --key-store k.json --out back.csv --reason "death register correction, dnr 2025-123" --ledger audit.sqlite --actor keyholder
     """
+    from lsssdc.fileio import atomic_path, detect_format, read_table, write_table
     from lsssdc.identity.pseudonym import key_versions, reidentify
-    from lsssdc.tables_io import atomic_path, detect_format, read_table, write_table
 
     if not reason.strip():
         raise InputDataError(Problem("no_reason", "give a --reason for the re-identification"))

@@ -74,8 +74,8 @@ def keygen(
     The private key is encrypted when LSSSDC_PARTNER_PASSPHRASE is set.
     Example: lsssdc partner keygen --out fk-x25519.pem --public-out fk-x25519.pub.pem
     """
+    from lsssdc.fileio import atomic_path
     from lsssdc.identity import partner
-    from lsssdc.tables_io import atomic_path
 
     for p in (out, public_out):
         if p.exists():
@@ -156,8 +156,8 @@ def pseudonymise(
     Example: lsssdc partner pseudonymise fk-extract.csv --key-file lss-fk-2026.key.json
     --private-key fk-x25519.pem --out fk-extract-pseudonymised.parquet
     """
+    from lsssdc.fileio import read_table, write_table
     from lsssdc.identity import partner
-    from lsssdc.tables_io import read_table, write_table
 
     ref = None
     if reference_date is not None:
@@ -203,9 +203,9 @@ def import_(
     --extract delivery.parquet --policy policy.yaml --order order.yaml --key-store keys.json --out linked.parquet
     """
     from lsssdc import linkage
+    from lsssdc.fileio import read_table, write_table
     from lsssdc.identity import partner
     from lsssdc.policy import check_order, load_order, load_policy
-    from lsssdc.tables_io import read_table, write_table
 
     pol = load_policy(policy)
     ordr = load_order(order)

@@ -41,7 +41,7 @@ from lsssdc.disclosure.tables import (
 )
 from lsssdc.disclosure.tables.attack import AuditReport
 from lsssdc.errors import DisclosureRefused, Problem
-from lsssdc.tables_io import atomic_path
+from lsssdc.fileio import atomic_path
 
 HIDDEN = ".."
 #: the reviewer's full audit (intervals of hidden cells): kept in the candidate, never delivered

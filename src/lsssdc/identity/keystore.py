@@ -63,9 +63,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lsssdc.errors import KeyStoreError, Problem
+from lsssdc.fileio import atomic_path
 from lsssdc.identity import actors
 from lsssdc.identity.pseudonym import KEY_BYTES, MAX_VERSION, PseudonymKey, check_project_id
-from lsssdc.tables_io import atomic_path
 
 try:  # cryptography >= 44
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id

@@ -241,7 +241,7 @@ def export_key(
 
 def write_key_file(export: KeyExport, path: str | os.PathLike[str]) -> Path:
     """Write a key file atomically, readable by its owner only; refuse to overwrite one."""
-    from lsssdc.tables_io import atomic_path
+    from lsssdc.fileio import atomic_path
 
     p = Path(path)
     if p.exists():
@@ -410,7 +410,7 @@ def import_extract(
     pseudonym not made with this project's key (each carries a check tag the key holder can
     verify): joining such an extract would silently match nothing.
     """
-    from lsssdc.tables_io import read_table
+    from lsssdc.fileio import read_table
 
     source = None
     if not isinstance(extract, pd.DataFrame):

@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 
 from lsssdc import refdata
 from lsssdc.errors import InputDataError, Problem
+from lsssdc.fileio import read_table, write_table
 from lsssdc.identity import personnummer as pnr_mod
 from lsssdc.register import variables as V
-from lsssdc.tables_io import read_table, write_table
 
 DEATH_COLUMNS = ("personnummer", "death_date")
 _DECIMAL = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$"  # a number of 0 or more, as CSV and Parquet writers print it

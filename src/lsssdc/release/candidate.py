@@ -22,7 +22,7 @@ import rfc8785
 
 from lsssdc import names
 from lsssdc.errors import InputDataError, Problem
-from lsssdc.tables_io import atomic_path
+from lsssdc.fileio import atomic_path
 
 MANIFEST = "candidate.json"
 APPROVAL = "approval.json"
