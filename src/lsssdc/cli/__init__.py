@@ -6,14 +6,24 @@ tampering found); 2 unusable input or usage.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 
 import typer
 import typer.main
 
+# commands register themselves on `app` when their module is imported
+from lsssdc.cli import audit as _audit  # noqa: F401
+from lsssdc.cli import keys as _keys  # noqa: F401
+from lsssdc.cli import link as _link  # noqa: F401
+from lsssdc.cli import policy as _policy  # noqa: F401
+from lsssdc.cli import register as _register  # noqa: F401
+from lsssdc.cli import release as _release  # noqa: F401
+from lsssdc.cli import review as _review  # noqa: F401
+from lsssdc.cli import tables as _tables  # noqa: F401
+from lsssdc.cli.root import EPILOG, app, working
 from lsssdc.errors import EXIT_UNUSABLE, LsssdcError, scrub
+
+__all__ = ["EPILOG", "app", "command", "main", "run", "working"]
 
 
 def _click_class(name: str) -> type[BaseException]:
@@ -31,69 +41,6 @@ def _click_class(name: str) -> type[BaseException]:
 
 _UsageError = _click_class("UsageError")
 _ClickException = _click_class("ClickException")
-
-EPILOG = "Exit codes: 0 done, 1 refused (rule errors, policy not met, tampering), 2 unusable input or usage."
-
-app = typer.Typer(
-    name="lsssdc",
-    help="Statistical disclosure control and audited release of LSS register extracts.",
-    epilog=EPILOG,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,  # tracebacks could show data; errors are rendered below
-    rich_markup_mode=None,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            typer.echo(f"lsssdc {version('lsssdc')}")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree
-            typer.echo("lsssdc (not installed)")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _root(
-    show_version: bool = typer.Option(
-        False, "--version", help="Print the version and exit.", is_eager=True, callback=_version
-    ),
-) -> None:
-    """Statistical disclosure control and audited release of LSS register extracts."""
-
-
-@contextlib.contextmanager
-def working(message: str) -> Iterator[None]:
-    """A spinner on the terminal (stderr) while a long step runs; plain lines in a log otherwise
-    (what the step is when it starts, and how long it took when it ends)."""
-    if not sys.stderr.isatty():
-        import time
-
-        started = time.monotonic()
-        sys.stderr.write(f"lsssdc: {message} ...\n")
-        sys.stderr.flush()
-        yield
-        sys.stderr.write(f"lsssdc: {message}: done in {time.monotonic() - started:.1f} s\n")
-        sys.stderr.flush()
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(message):
-        yield
-
-
-# commands register themselves on `app` when their module is imported
-from lsssdc.cli import audit as _audit  # noqa: E402,F401
-from lsssdc.cli import keys as _keys  # noqa: E402,F401
-from lsssdc.cli import link as _link  # noqa: E402,F401
-from lsssdc.cli import policy as _policy  # noqa: E402,F401
-from lsssdc.cli import register as _register  # noqa: E402,F401
-from lsssdc.cli import release as _release  # noqa: E402,F401
-from lsssdc.cli import review as _review  # noqa: E402,F401
-from lsssdc.cli import tables as _tables  # noqa: E402,F401
 
 
 def _one_line(text: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from lsssdc.cli import EPILOG, app
+from lsssdc.cli.root import EPILOG, app
 from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, KeyStoreError, Problem
 
 audit_app = typer.Typer(

@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from lsssdc.cli import app
+from lsssdc.cli.root import app
 from lsssdc.errors import EXIT_OK, InputDataError, KeyStoreError, LsssdcError, Problem
 from lsssdc.identity.keystore import (
     ENV_ACTOR_SECRET,

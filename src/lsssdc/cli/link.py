@@ -17,8 +17,8 @@ from typing import Any
 
 import typer
 
-from lsssdc.cli import EPILOG, app
 from lsssdc.cli.keys import open_keystore
+from lsssdc.cli.root import EPILOG, app
 from lsssdc.errors import EXIT_OK, InputDataError, KeyStoreError, Problem
 
 PARTNER_PASSPHRASE = "LSSSDC_PARTNER_PASSPHRASE"

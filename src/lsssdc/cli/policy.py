@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from lsssdc.cli import app
+from lsssdc.cli.root import app
 from lsssdc.errors import EXIT_OK, EXIT_UNUSABLE, LsssdcError, PolicyError, Problem
 
 policy_app = typer.Typer(

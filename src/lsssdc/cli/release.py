@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import typer
 
-from lsssdc.cli import app, working
 from lsssdc.cli.keys import KEY_STORE_HELP, open_keystore
+from lsssdc.cli.root import app, working
 from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, Problem
 from lsssdc.identity.keystore import check_apart
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from lsssdc.cli import app
 from lsssdc.cli.audit import LEDGER_OPTION
 from lsssdc.cli.keys import open_keystore
+from lsssdc.cli.root import app
 from lsssdc.errors import EXIT_OK, InputDataError, Problem
 
 review_app = typer.Typer(help="The review queue, read from the ledger.", no_args_is_help=True)

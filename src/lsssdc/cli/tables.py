@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from lsssdc.cli import app, working
+from lsssdc.cli.root import app, working
 from lsssdc.errors import EXIT_OK
 
 
