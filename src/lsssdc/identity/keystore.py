@@ -36,9 +36,6 @@ material or the passphrase.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -49,8 +46,7 @@ import re
 import stat
 import unicodedata
 import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +55,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lsssdc.errors import KeyStoreError, Problem
 from lsssdc.fileio import atomic_path
 from lsssdc.identity import actors
+from lsssdc.identity.kdf import (
+    ENV_PASSPHRASE,
+    KdfParams,
+    _b64,
+    _damaged,
+    _decode_b64,
+)
+from lsssdc.identity.placement import _locked, _refuse_data_neighbours, check_apart
 from lsssdc.identity.pseudonym import KEY_BYTES, MAX_VERSION, PseudonymKey, check_project_id
 
 try:  # cryptography >= 44
@@ -74,7 +77,6 @@ except ImportError:  # pragma: no cover - depends on the installed cryptography
 
 FORMAT = "lsssdc-keystore"
 STORE_VERSION = 1
-ENV_PASSPHRASE = "LSSSDC_PASSPHRASE"
 #: an actor's own secret (opens only that actor's signing key)
 ENV_ACTOR_SECRET = "LSSSDC_ACTOR_SECRET"
 #: the secret of the custodian who adds an actor (``lsssdc keys add-signer --by``)
@@ -84,26 +86,16 @@ ROLES = ("custodian", "preparer", "reviewer")
 ENV_NEW_PASSPHRASE = "LSSSDC_NEW_PASSPHRASE"
 MIN_PASSPHRASE = 12
 AUDIT_INDEX_LABEL = "audit-index"
-DATA_SUFFIXES = frozenset(
-    {".csv", ".parquet", ".pq", ".dta", ".xpt", ".sas7bdat", ".sav", ".xlsx", ".xls", ".tsv", ".zip"}
-)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 LABEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 _NONCE = 12
 _SUBKEY_INFO = b"lsssdc subkey v1|"
 _SEAL_INFO = b"lsssdc keystore seal v1"
-# upper bounds so that a damaged file cannot ask for absurd work or memory
-_ARGON_MAX = {"iterations": 64, "lanes": 64, "memory_kib": 4 * 1024 * 1024}
-_SCRYPT_MAX_LOG2N = 22
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def _canonical(obj: Any) -> bytes:
@@ -114,12 +106,6 @@ def _canonical(obj: Any) -> bytes:
 def _serialise(doc: dict[str, Any]) -> bytes:
     """The one form in which a store is written; any other byte sequence is refused on reading."""
     return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
-
-
-def _passphrase_bytes(passphrase: str) -> bytes:
-    if not isinstance(passphrase, str) or not passphrase:
-        raise KeyStoreError(Problem("no_passphrase", "no passphrase was given", hint=f"set {ENV_PASSPHRASE}"))
-    return unicodedata.normalize("NFC", passphrase).encode("utf-8")
 
 
 def _tampered(path: Path) -> KeyStoreError:
@@ -142,171 +128,6 @@ def _changed(path: Path) -> KeyStoreError:
             hint="run the command again",
         )
     )
-
-
-def _damaged(path: Path, what: str) -> KeyStoreError:
-    return KeyStoreError(
-        Problem(
-            "keystore_damaged",
-            f"the key store is damaged or has been edited: {what}",
-            file=str(path),
-            hint="restore the key store from its backup",
-        )
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# passphrase -> key-encryption key
-
-
-@dataclass(frozen=True)
-class KdfParams:
-    """How the passphrase becomes the key that wraps the master key (stored in the file)."""
-
-    algorithm: str = "argon2id"
-    salt: bytes = b""
-    iterations: int = 3  # argon2id passes
-    lanes: int = 4
-    memory_kib: int = 64 * 1024
-    log2_n: int = 17  # scrypt: N = 2**17, r = 8, p = 1
-    r: int = 8
-    p: int = 1
-
-    @classmethod
-    def default(cls) -> KdfParams:
-        """Argon2id (RFC 9106 second recommendation) when available, else scrypt."""
-        return cls(algorithm="argon2id" if Argon2id is not None else "scrypt", salt=os.urandom(16))
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.algorithm == "argon2id":
-            params = {"iterations": self.iterations, "lanes": self.lanes, "memory_kib": self.memory_kib}
-        else:
-            params = {"log2_n": self.log2_n, "r": self.r, "p": self.p}
-        return {"algorithm": self.algorithm, "salt": _b64(self.salt), **params}
-
-    @classmethod
-    def from_dict(cls, d: Any, path: Path) -> KdfParams:
-        if not isinstance(d, dict) or d.get("algorithm") not in ("argon2id", "scrypt"):
-            raise _damaged(path, "unknown key derivation")
-        salt = _decode_b64(d.get("salt"), path, "kdf salt")
-        if len(salt) < 16:
-            raise _damaged(path, "kdf salt too short")
-        if d["algorithm"] == "argon2id":
-            keys = {"algorithm", "salt", "iterations", "lanes", "memory_kib"}
-            ints = {k: d.get(k) for k in ("iterations", "lanes", "memory_kib")}
-            if set(d) != keys or not all(
-                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _ARGON_MAX[k]
-                for k, v in ints.items()
-            ):
-                raise _damaged(path, "bad argon2id parameters")
-            if ints["memory_kib"] < 8 * ints["lanes"]:
-                raise _damaged(path, "bad argon2id parameters")
-            return cls("argon2id", salt, ints["iterations"], ints["lanes"], ints["memory_kib"])
-        keys = {"algorithm", "salt", "log2_n", "r", "p"}
-        ints = {k: d.get(k) for k in ("log2_n", "r", "p")}
-        if (
-            set(d) != keys
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in ints.values())
-            or not (
-                1 <= ints["log2_n"] <= _SCRYPT_MAX_LOG2N and 1 <= ints["r"] <= 32 and 1 <= ints["p"] <= 16
-            )
-        ):
-            raise _damaged(path, "bad scrypt parameters")
-        return cls("scrypt", salt, log2_n=ints["log2_n"], r=ints["r"], p=ints["p"])
-
-    def derive(self, passphrase: str) -> bytes:
-        secret = _passphrase_bytes(passphrase)
-        if self.algorithm == "argon2id":
-            if Argon2id is None:  # pragma: no cover - depends on the installed cryptography
-                raise KeyStoreError(
-                    Problem(
-                        "kdf_unavailable", "this key store needs Argon2id", hint="install cryptography >= 44"
-                    )
-                )
-            kdf = Argon2id(
-                salt=self.salt,
-                length=KEY_BYTES,
-                iterations=self.iterations,
-                lanes=self.lanes,
-                memory_cost=self.memory_kib,
-            )
-            return kdf.derive(secret)
-        return Scrypt(salt=self.salt, length=KEY_BYTES, n=2**self.log2_n, r=self.r, p=self.p).derive(secret)
-
-
-def _decode_b64(value: Any, path: Path, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise _damaged(path, f"{what} missing")
-    try:
-        data = base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise _damaged(path, f"{what} is not base64") from None
-    if _b64(data) != value:  # base64 has spare bits: only the one spelling lsssdc writes is accepted
-        raise _damaged(path, f"{what} is not in canonical base64")
-    return data
-
-
-# --------------------------------------------------------------------------------------------
-# where a key store may live
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
-
-
-def check_apart(key_store: str | os.PathLike[str], data_locations: Iterable[str | os.PathLike[str]]) -> None:
-    """Refuse a key store next to data: keys are never written next to data.
-
-    ``data_locations`` are data or delivery directories, or data files (their directory counts).
-    The key store's directory and a data directory must not be the same and must not lie one
-    inside the other.
-    """
-    store_dir = Path(key_store).expanduser().resolve().parent
-    for loc in data_locations:
-        p = Path(loc).expanduser().resolve()
-        data_dir = p if p.is_dir() or (not p.exists() and not p.suffix) else p.parent
-        if _inside(store_dir, data_dir) or _inside(data_dir, store_dir):
-            raise KeyStoreError(
-                Problem(
-                    "keys_next_to_data",
-                    "the key store would be next to data: keys are never written next to data",
-                    file=str(key_store),
-                    hint=f"keep the key store in a directory of its own, apart from {p}",
-                )
-            )
-
-
-def _refuse_data_neighbours(path: Path) -> None:
-    directory = path.parent
-    if not directory.is_dir():
-        return
-    for entry in directory.iterdir():
-        suffixes = {s.lower() for s in entry.suffixes}
-        if entry.is_file() and suffixes & DATA_SUFFIXES:
-            raise KeyStoreError(
-                Problem(
-                    "keys_next_to_data",
-                    "the key store's directory holds data files: keys are never written next to data",
-                    file=str(path),
-                    hint="keep the key store in a directory of its own",
-                )
-            )
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """An exclusive lock on the key store's directory while the file is read and replaced."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 # --------------------------------------------------------------------------------------------
