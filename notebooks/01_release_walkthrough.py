@@ -272,8 +272,10 @@ approval = release.approve(candidate.path, "reviewer-demo", store, ledger)
 # %% [markdown]
 # ## Deliver
 #
-# The package appears in one rename (never half-written), with the data as CSV, Parquet and
-# Stata, a codebook, the policy and the order, a Data Package descriptor and a SHA-256 manifest.
+# The package appears in one rename (never half-written), with the data as CSV, Parquet, Stata,
+# SPSS and SAS files with their labels (Swedish in the files, English in the Parquet schema and in
+# the `.do`, `.sps` and `.sas` files beside them), a codebook, the policy and the order, a Data
+# Package descriptor and a SHA-256 manifest.
 
 # %%
 delivered = release.deliver(candidate.path, DELIVERIES / dv_order.order_id, store, ledger, "ordering-service")
@@ -290,8 +292,8 @@ print(f"{len(data):,} rows, columns: {', '.join(data.columns)}")
 data.drop(columns=[dv_policy.pseudonymisation.column]).head()
 
 # %% [markdown]
-# An empty cell in a quasi-identifier is a suppressed value: the recipient sees that something
-# was blanked, never what.
+# A `..` in a quasi-identifier (an empty year) is a suppressed value, and the column `suppressed`
+# names it: the recipient sees that something was blanked, never what.
 #
 # ## Verify the ledger
 #

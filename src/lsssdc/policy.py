@@ -120,7 +120,9 @@ class AmountHierarchy(_Model):
 
 
 class DateHierarchy(_Model):
-    """A date delivered at a coarser precision (an exact date of death identifies)."""
+    """A date delivered at a coarser precision (an exact date of death identifies). The delivered
+    column says what it holds: `death_year` at year precision, `death_month` (YYYY-MM) at month
+    precision, `death_date` only at day precision."""
 
     precision: Literal["day", "month", "year"] = "month"
 
@@ -171,7 +173,10 @@ class LinkRule(_Model):
 class Delivery(_Model):
     """What the delivered package contains."""
 
-    formats: Annotated[list[Literal["csv", "parquet", "stata"]], Field(min_length=1)] = ["csv", "parquet"]
+    formats: Annotated[list[Literal["csv", "parquet", "stata", "spss", "sas"]], Field(min_length=1)] = [
+        "csv",
+        "parquet",
+    ]
     #: how many reviewers, none of them the preparer, must approve before delivery (four eyes)
     reviewers: Annotated[StrictInt, Field(ge=1, le=5)] = 1
     #: a folder outside the work area where every decision's signed ledger head is exported
@@ -817,7 +822,11 @@ _DESCRIPTIONS: dict[type[_Model], dict[str, str]] = {
         "duplicates": "A person twice in the linked register: refuse the release, or keep the first or last row.",
     },
     Delivery: {
-        "formats": "Formats of the delivered data.",
+        "formats": "Formats of the delivered data, each with its labels: csv (data.csv, described by "
+        "datapackage.json), parquet (labels in its schema), stata (data.dta with Swedish labels, "
+        "data-labels-en.do adds English), spss (data.sav with Swedish labels, data-labels-en.sps "
+        "for English), sas (data.xpt, SAS transport version 8, and data-formats.sas with the value "
+        "labels in both languages).",
         "reviewers": "How many reviewers, none of them the preparer, must approve before delivery.",
         "checkpoints": "A folder outside the work area where approve, reject and deliver export the ledger's "
         "signed head after their entry (a command's --checkpoints or LSSSDC_CHECKPOINTS comes first).",

@@ -81,7 +81,7 @@ class Seen:
         self.pk = data["personkrets"].astype("string").fillna("").to_numpy(object)
         self.dv = (data["daglig_verksamhet"] == 1).fillna(False).to_numpy(bool)
         self.bv = (data["bostad_vuxna"] == 1).fillna(False).to_numpy(bool)
-        death = data["death_date"].astype("string")
+        death = data["death_year"].astype("string")
         self.death_blank = (death == BLANK).fillna(False).to_numpy(bool)
         self.no_death = death.isna().to_numpy(bool)
         self.death = death.fillna("").to_numpy(object)
@@ -220,16 +220,16 @@ def test_refill_from_other_years_recovers_nothing_that_splits_a_class(released):
     their whole history: no person is left with fewer than k look-alikes."""
     data, _ = released
     d = data.copy()
-    for col in ("sex", "personkrets", "death_date", "age_band"):
+    for col in ("sex", "personkrets", "death_year", "age_band"):
         s = d[col].astype("string").mask(d[col].astype("string") == BLANK)
         filled = s.groupby(d["pseudonym"]).transform("first")
         d[col] = s.fillna(filled).fillna(BLANK)
     # R14: daglig verksamhet means personkrets 1 or 2, never 3
     dv_ever = (d["daglig_verksamhet"] == 1).fillna(False).groupby(d["pseudonym"]).transform("any")
     d.loc[dv_ever & (d["personkrets"] == BLANK), "personkrets"] = "1|2"
-    rows = d[["year", "sex", "age_band", "personkrets", "death_date"]].astype("string").fillna("<NA>")
+    rows = d[["year", "sex", "age_band", "personkrets", "death_year"]].astype("string").fillna("<NA>")
     line = rows["year"]
-    for col in ("sex", "age_band", "personkrets", "death_date"):
+    for col in ("sex", "age_band", "personkrets", "death_year"):
         line = line + "|" + rows[col]
     history = pd.DataFrame({"p": d["pseudonym"], "line": line}).sort_values(["p", "line"])
     person = history.groupby("p")["line"].agg("#".join)
@@ -240,8 +240,8 @@ def test_refill_from_other_years_recovers_nothing_that_splits_a_class(released):
 def test_suppressed_is_not_missing(released):
     """A suppressed death is not an empty death: the two read differently in the delivered rows."""
     data, _ = released
-    shown = data["death_date"].astype("string")
-    flagged = data["suppressed"].fillna("").str.contains("death_date")
+    shown = data["death_year"].astype("string")
+    flagged = data["suppressed"].fillna("").str.contains("death_year")
     assert ((shown == BLANK) == flagged).all()
     assert not (shown[flagged].isna()).any()
 
@@ -257,10 +257,10 @@ def test_knowledge_check_is_not_vacuous(released):
             right=False,
             labels=["0-17", "18-44", "45-64", "65-79", "80+"],
         ).astype("string"),
-        death_date=truth["death_year"].map(lambda v: None if pd.isna(v) else str(int(v))).astype("string"),
+        death_year=truth["death_year"].map(lambda v: None if pd.isna(v) else str(int(v))).astype("string"),
         bostad_vuxna=0,
         daglig_verksamhet=0,
-    )[["pseudonym", "year", "sex", "age_band", "death_date", "bostad_vuxna", "daglig_verksamhet"]]
+    )[["pseudonym", "year", "sex", "age_band", "death_year", "bostad_vuxna", "daglig_verksamhet"]]
     untreated["personkrets"] = truth["personkrets"].astype("string")
     truth_by = dict(tuple(truth.groupby("pseudonym")))
     rng = np.random.default_rng(3)
@@ -300,7 +300,7 @@ def _loose_standard(root: Path) -> Path:
 
 def _joined(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
     """What the researcher holds: both deliveries' rows, a column one lacks read as unknown."""
-    second = second.assign(death_date=pd.array([BLANK] * len(second), dtype="string"))
+    second = second.assign(death_year=pd.array([BLANK] * len(second), dtype="string"))
     return pd.concat([first, second], ignore_index=True, sort=False)
 
 

@@ -182,6 +182,11 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
             "data.csv",
             "data.parquet",
             "data.dta",
+            "data-labels-en.do",
+            "data.sav",
+            "data-labels-en.sps",
+            "data.xpt",
+            "data-formats.sas",
             "codebook.md",
             "datapackage.json",
             "README.md",
@@ -206,7 +211,7 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
     with pd.read_stata(to / "data.dta", iterator=True) as reader:
         assert reader.variable_labels()["personkrets"] == "Personkrets"
         assert reader.value_labels()["sex"] == {1: "Man", 2: "Kvinna"}
-    assert pd.read_parquet(to / "data.parquet")["death_date"].notna().any()
+    assert pd.read_parquet(to / "data.parquet")["death_year"].notna().any()
     code, out, _ = cli(env, capsys, "audit", "verify", "--ledger", env["ledger"], "--key-store", env["keys"])
     assert code == 0 and "intact" in out and "entries     4" in out
     # the head that travels with the package detects a ledger cut back to before the delivery
@@ -233,7 +238,9 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
     assert kinds(env["ledger"], _store(env)) == ["custodians", "prepare", "approve", "deliver", "refuse"]
 
     produced = files_under(env["work"], env["delivery"], env["ledger"].parent)
-    assert {"report.html", "report.json", "data.dta", "ledger.sqlite"} <= {p.name for p in produced}
+    assert {"report.html", "report.json", "data.dta", "data.sav", "data.xpt", "ledger.sqlite"} <= {
+        p.name for p in produced
+    }
     assert leaks_in_files(produced, env["tails"]) == {}
     printed = "\n".join(env["printed"]) + "\n" + caplog.text
     assert len(env["printed"]) == 9 and scan_bytes(printed.encode("utf-8"), env["tails"]) == 0

@@ -37,9 +37,14 @@ PACKAGE_FILES = [
     "MANIFEST.sha256",
     "README.md",
     "codebook.md",
+    "data-formats.sas",
+    "data-labels-en.do",
+    "data-labels-en.sps",
     "data.csv",
     "data.dta",
     "data.parquet",
+    "data.sav",
+    "data.xpt",
     "datapackage.json",
     "ledger-head.json",
     "order.yaml",
@@ -107,8 +112,8 @@ def test_the_three_data_files_hold_the_same_data(linked) -> None:
     codes = pd.to_numeric(parquet["personkrets"], errors="coerce")
     assert stata["personkrets"].isna().tolist() == codes.isna().tolist()
     assert stata["personkrets"].dropna().astype(int).tolist() == codes.dropna().astype(int).tolist()
-    deaths = stata["death_date"].replace("", pd.NA)
-    assert deaths.notna().sum() == parquet["death_date"].notna().sum() > 0
+    deaths = stata["death_year"].replace("", pd.NA)
+    assert deaths.notna().sum() == parquet["death_year"].notna().sum() > 0
 
 
 def test_stata_file_has_variable_and_value_labels(linked) -> None:
@@ -135,14 +140,17 @@ def test_datapackage_resources_match_their_files(linked) -> None:
         dp["lsssdc"]["content_hash"]
         == json.loads((linked["candidate"] / "candidate.json").read_text())["content_hash"]
     )
-    paths = {r["path"] for r in dp["resources"]}
-    assert paths == {"data.csv", "data.parquet", "data.dta"}
+    paths = [r["path"] for r in dp["resources"]]
+    assert sorted(paths) == [n for n in PACKAGE_FILES if n.startswith("data") and n != "datapackage.json"]
     columns = list(pd.read_parquet(pkg / "data.parquet").columns)
     for r in dp["resources"]:
         f = pkg / r["path"]
         if r["format"] != "parquet":  # a Parquet resource's hash and size are in MANIFEST.sha256
             assert r["bytes"] == f.stat().st_size
             assert r["hash"] == "sha256:" + _sha(f)
+        if r["format"] not in ("csv", "parquet"):  # a file to a validator; labels in itself
+            assert r["type"] == "file" and "schema" not in r
+            continue
         fields = r["schema"]["fields"]
         assert [x["name"] for x in fields] == columns
         assert all(x["title"] for x in fields)

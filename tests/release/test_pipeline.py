@@ -39,6 +39,11 @@ PACKAGE_FILES = {
     "data.csv",
     "data.parquet",
     "data.dta",
+    "data-labels-en.do",
+    "data.sav",
+    "data-labels-en.sps",
+    "data.xpt",
+    "data-formats.sas",
     "codebook.md",
     "datapackage.json",
     "README.md",
@@ -75,8 +80,9 @@ def test_mortality_order_end_to_end(delivered: Release) -> None:
     df = pd.read_parquet(mortality.package / "data.parquet")
     assert "personnummer" not in df.columns
     assert df["pseudonym"].str.startswith("P").all()
-    assert set(df.columns) >= {"year", "sex", "age_band", "personkrets", "death_date", "suppressed"}
-    years_of_death = df["death_date"].dropna()
+    assert set(df.columns) >= {"year", "sex", "age_band", "personkrets", "death_year", "suppressed"}
+    assert "death_date" not in df.columns  # the column says what it holds
+    years_of_death = df["death_year"].dropna()
     years_of_death = years_of_death[years_of_death != ".."]
     assert len(years_of_death) and years_of_death.str.fullmatch(r"\d{4}").all()
     assert sorted(df["year"].dropna().unique().tolist()) == list(range(2010, 2024))
@@ -186,7 +192,15 @@ def test_no_personnummer_in_any_file_produced(delivered: Release) -> None:
     tails = personnummer_tails(pd.concat([big.register["personnummer"], big.deaths["personnummer"]]).unique())
     produced = files_under(mortality.package, mortality.work, mortality.ledger.parent)
     names = {p.name for p in produced}
-    assert {"report.html", "report.json", "data.dta", "ledger.sqlite", "person_index.bin"} <= names
+    assert {
+        "report.html",
+        "report.json",
+        "data.dta",
+        "data.sav",
+        "data.xpt",
+        "ledger.sqlite",
+        "person_index.bin",
+    } <= names
     assert leaks_in_files(produced, tails) == {}
     # and the same search does find them in the input
     inputs = mortality.root / "inputs.parquet"
@@ -267,7 +281,7 @@ def test_brute_force_recount_knows_a_small_class() -> None:
     assert smallest_class(twice, ["year", "sex"], "p", 3, count="records") == (3, 0)
 
 
-QIS = ["year", "age_band", "sex", "personkrets", "death_date"]
+QIS = ["year", "age_band", "sex", "personkrets", "death_year"]
 
 
 def _delivered_data(mortality: Release) -> pd.DataFrame:

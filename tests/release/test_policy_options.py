@@ -1,5 +1,6 @@
 """Policy options the release honours: delivery formats and running numbers (löpnummer)."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -42,10 +43,13 @@ def _deliver(tmp_path: Path, small, policy_file: Path) -> Path:
 
 
 def test_only_the_policys_formats_are_delivered(tmp_path, small):
-    pol = _variant(tmp_path, **{"formats: [csv, parquet, stata]": "formats: [csv]"})
+    pol = _variant(tmp_path, **{"formats: [csv, parquet, stata, spss, sas]": "formats: [csv]"})
     out = _deliver(tmp_path, small, pol)
     names = {p.name for p in out.iterdir()}
     assert "data.csv" in names and "data.parquet" not in names and "data.dta" not in names
+    assert not names & {"data.sav", "data.xpt", "data-labels-en.do", "data-labels-en.sps", "data-formats.sas"}
+    resources = json.loads((out / "datapackage.json").read_text(encoding="utf-8"))["resources"]
+    assert [r["path"] for r in resources] == ["data.csv"]
     manifest = (out / "MANIFEST.sha256").read_text(encoding="utf-8")
     assert "data.parquet" not in manifest and "data.csv" in manifest
 

@@ -19,6 +19,8 @@ import pandas as pd
 from lsssdc.disclosure.persons import SUPPRESSED
 
 ANY = "*"
+#: Upper ends of the share bins of the report's histogram (a logarithmic scale, 1-2-5 steps).
+SHARE_BINS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Presence:
     bound: float | None = None
     no_population: int = 0
     worst: dict[str, Any] = field(default_factory=dict)
+    #: groups by their share, per bin of SHARE_BINS ("<=0.001", ..., "<=1", ">1", "no population")
+    histogram: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -83,6 +87,11 @@ def presence(
     )
     table["share"] = share
     worst = table.iloc[int(np.argmax(share))]
+    finite = share[np.isfinite(share)]
+    at = np.searchsorted(np.asarray(SHARE_BINS), finite, side="left")
+    counts = np.bincount(at, minlength=len(SHARE_BINS) + 1)
+    histogram = {f"<={b:g}": int(counts[i]) for i, b in enumerate(SHARE_BINS)}
+    histogram |= {">1": int(counts[-1]), "no population": int(np.isinf(share).sum())}
     return Presence(
         columns=columns,
         groups=len(table),
@@ -95,4 +104,5 @@ def presence(
             "persons": int(worst["persons"]),
             "population": int(worst["population"]),
         },
+        histogram=histogram,
     )

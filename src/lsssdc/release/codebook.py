@@ -8,11 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from lsssdc.disclosure.persons import SUPPRESSED
 from lsssdc.register import variables as V
 from lsssdc.register.companions import COMPANIONS
 
 PSEUDONYM_SV = "Pseudonym för personen, nyckelstyrd och unik för projektet."
 PSEUDONYM_EN = "Pseudonym of the person, keyed and specific to the project."
+
+#: Missing-value codes of a delivery: code -> (Swedish, English). Every format declares them.
+MISSING: dict[str, tuple[str, str]] = {
+    "": ("Inget värde", "No value"),
+    SUPPRESSED: ("Undertryckt av sekretesskäl", "Suppressed for confidentiality"),
+}
+_DEATH_NOTE_SV = (
+    'Från dödsorsaksregistret. Tomt: ingen död registrerad; "..": undertryckt (kolumnen `suppressed` '
+    "namnger den)."
+)
+_DEATH_NOTE_EN = (
+    'From the cause of death register. Empty: no death recorded; "..": suppressed (the column '
+    "`suppressed` names it)."
+)
 
 _EXTRA = {
     "pseudonym": ("Pseudonym", "Pseudonym", PSEUDONYM_SV, PSEUDONYM_EN, "string"),
@@ -26,6 +41,14 @@ _EXTRA = {
     "age_band": ("Åldersgrupp vid mätdatum", "Age band at the measurement date", "", "", "string"),
     "lan": ("Län", "County (län)", "Tvåsiffrig länskod.", "Two-digit county code.", "string"),
     "kommungrupp": ("Kommungrupp (SKR 2017)", "Municipality group (SKR 2017)", "", "", "string"),
+    "death_year": ("Dödsår", "Year of death", _DEATH_NOTE_SV, _DEATH_NOTE_EN, "year"),
+    "death_month": (
+        "Dödsmånad (ÅÅÅÅ-MM)",
+        "Month of death (YYYY-MM)",
+        _DEATH_NOTE_SV,
+        _DEATH_NOTE_EN,
+        "yearmonth",
+    ),
     "suppressed": (
         "Undertryckta variabler",
         "Suppressed variables",
@@ -120,19 +143,30 @@ def codebook_markdown(columns: list[str], meta: dict[str, Any]) -> str:
             r = recodings[name]
             lines.append(f"- Grovindelad / Coarsened: {r.get('description', '')}")
         if suppressed.get(name):
-            lines.append(f"- Undertryckta värden / Suppressed values: {suppressed[name]:.2%} (tomt / empty)")
+            lines.append(
+                f"- Undertryckta värden / Suppressed values: {suppressed[name]:.2%} "
+                f"(`{SUPPRESSED}`; ett tal: tomt / a number: empty)"
+            )
         lines.append("")
     return "\n".join(lines)
 
 
 def table_schema(columns: list[str], dtypes: dict[str, str]) -> dict[str, Any]:
-    """Frictionless Table Schema (v2 style, with categories for value labels)."""
+    """Frictionless Table Schema (v2): codes stay strings, value labels are ``categories`` (and an
+    ``enum`` a validator checks), and both missing-value codes are declared with their labels."""
     fields = []
     for name in columns:
         d = describe(name)
         typ = dtypes.get(name, d["type"])
+        if typ == "string" and d["type"] in ("year", "yearmonth"):
+            typ = d["type"]  # text in the data for its marker, a year to a reader
         f: dict[str, Any] = {"name": name, "type": typ, "title": d["label_en"], "description": d["note_en"]}
         if d["values"]:
-            f["categories"] = [{"value": k, "label": v["en"]} for k, v in d["values"].items()]
+            codes = [int(k) if typ == "integer" else k for k in d["values"]]
+            f["categories"] = [
+                {"value": c, "label": v["en"]} for c, v in zip(codes, d["values"].values(), strict=True)
+            ]
+            f["constraints"] = {"enum": codes}
         fields.append(f)
-    return {"fields": fields, "missingValues": [""]}
+    missing = [{"value": code, "label": en} for code, (_, en) in MISSING.items()]
+    return {"fields": fields, "missingValues": missing}

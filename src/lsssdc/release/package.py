@@ -1,9 +1,10 @@
 """Delivery packages: the approved candidate, documented, written atomically.
 
 A package is built in a temporary directory next to the target and renamed into place in one
-step, so a failure half-way leaves no package. Every file is written deterministically (fixed
-Stata time stamp, sorted JSON, no wall-clock time in any file), so the same candidate gives a
-byte-identical package.
+step, so a failure half-way leaves no package. Every file is written deterministically (a fixed
+time stamp in Stata, SPSS and SAS headers, sorted JSON, no wall-clock time in any file), so the
+same candidate gives a byte-identical package. The data formats are written by
+:mod:`lsssdc.release.formats`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lsssdc.errors import (
     _INVISIBLE,
@@ -34,65 +33,36 @@ from lsssdc.errors import (
 )
 from lsssdc.register import variables as V
 from lsssdc.release import codebook
+from lsssdc.release import formats as F
 from lsssdc.release.candidate import Candidate, restrict, sha256_file
+from lsssdc.release.formats import write_csv as _write_csv
+from lsssdc.release.formats import write_parquet as _write_parquet
+from lsssdc.release.formats import write_sas as _write_sas
+from lsssdc.release.formats import write_spss as _write_spss
+from lsssdc.release.formats import write_stata as _write_stata
 
 DATA = "data"
 #: The candidate files a package is made from.
 SOURCES = ("data.parquet", "metadata.json", "policy.yaml", "order.yaml")
 
 
-def _stata_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[int, str]], dict[str, str]]:
-    """Stata needs numbers for value labels and names of at most 32 characters."""
-    out = pd.DataFrame(index=df.index)
-    value_labels: dict[str, dict[int, str]] = {}
-    var_labels: dict[str, str] = {}
-    for col in df.columns:
-        d = codebook.describe(col)
-        name = col[:32]
-        s = df[col]
-        numeric_codes = d["values"] and all(k.isdigit() for k in d["values"])
-        if numeric_codes and not pd.api.types.is_numeric_dtype(s):
-            out[name] = pd.to_numeric(s.astype("string"), errors="coerce").astype("Int16")
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            out[name] = s.dt.strftime("%Y-%m-%d").astype(object).where(s.notna(), "")
-        elif pd.api.types.is_numeric_dtype(s):
-            out[name] = s
-        else:
-            out[name] = s.astype("string").fillna("").astype(object)
-        if numeric_codes:
-            value_labels[name] = {int(k): v["sv"][:32000] for k, v in d["values"].items()}
-        var_labels[name] = d["label_sv"][:80]
-    return out, value_labels, var_labels
+#: What each delivered file holds, for the package's README.
+_FILE_NOTES = {
+    "data.csv": "CSV, UTF-8, comma-separated; codes as text (`01`), `..` a suppressed value, empty no value",
+    "data.parquet": "Parquet; each field's metadata holds its labels, value labels (`values`) and "
+    "missing-value codes in Swedish and English",
+    "data.dta": "Stata 14+ (format 118) with Swedish variable and value labels",
+    "data-labels-en.do": "adds English as a second Stata label language: `do data-labels-en.do` "
+    "after `use data.dta` (`label language sv` switches back)",
+    "data.sav": "SPSS with Swedish variable and value labels; codes as text, `..` user-missing",
+    "data-labels-en.sps": "switches the SPSS labels to English (`INSERT FILE='data-labels-en.sps'`)",
+    "data.xpt": "SAS transport file (version 8) with Swedish variable labels",
+    "data-formats.sas": "SAS formats (value labels) in Swedish and English and the macro "
+    "`%lss_labels(lang=sv|en)` that attaches them",
+}
 
 
-def _write_stata(df: pd.DataFrame, path: Path, stamp: dt.datetime, label: str) -> None:
-    frame, value_labels, var_labels = _stata_frame(df)
-    frame.to_stata(
-        path,
-        write_index=False,
-        version=118,
-        time_stamp=stamp,
-        data_label=label[:80],
-        variable_labels=var_labels,
-        value_labels=value_labels or None,
-    )
-
-
-def _write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    fields = []
-    for f in table.schema:
-        d = codebook.describe(f.name)
-        fields.append(
-            f.with_metadata({b"label_sv": d["label_sv"].encode(), b"label_en": d["label_en"].encode()})
-        )
-    # keep pandas' own metadata, so that nullable integers and strings read back as they were
-    metadata = {**(table.schema.metadata or {}), b"lsssdc": json.dumps(meta, sort_keys=True).encode()}
-    schema = pa.schema(fields, metadata=metadata)
-    pq.write_table(table.cast(schema), path, compression="zstd")
-
-
-def _readme(meta: dict[str, Any], columns: list[str]) -> str:
+def _readme(meta: dict[str, Any], columns: list[str], outputs: list[F.Output]) -> str:
     years = meta.get("years", [])
     dates = ", ".join(f"{y}: {V.measurement_date(y).isoformat()}" for y in years)
     breaks = [
@@ -141,8 +111,8 @@ def _readme(meta: dict[str, Any], columns: list[str]) -> str:
         *(links or ["- None."]),
         "",
         "## Files",
-        "- `data.*`: the same data in each format the policy delivers (CSV UTF-8, Parquet with labels in "
-        "its schema, Stata 14+ .dta with variable and value labels).",
+        "The same data in each format the policy delivers, with the same values and labels:",
+        *[f"- `{o.path}`: {_FILE_NOTES.get(o.path, o.format)}." for o in outputs],
         "- `codebook.md` (Swedish and English) and `datapackage.json` (machine-readable).",
         "- `policy.yaml`, `order.yaml`: the rules and the request this delivery was made under.",
         "- `MANIFEST.sha256`: SHA-256 of every file; check with `sha256sum -c MANIFEST.sha256`.",
@@ -240,21 +210,29 @@ def build_package(
     columns = list(df.columns)
     last_year = max(meta.get("years") or [V.FIRST_YEAR])
     stamp = dt.datetime.combine(V.measurement_date(last_year), dt.time())
+    ctx = F.Context(
+        order_id=str(meta.get("order_id", "")),
+        content_hash=candidate.content_hash,
+        stamp=stamp,
+        suppressible=F.suppressible(df, (meta.get("suppressed_share") or {}).keys()),
+    )
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
         formats = meta.get("formats") or ["csv", "parquet", "stata"]
-        if "csv" in formats:
-            df.to_csv(tmp / "data.csv", index=False, lineterminator="\n", date_format="%Y-%m-%d")
-        if "parquet" in formats:
-            _write_parquet(
-                df,
-                tmp / "data.parquet",
-                {"order_id": meta.get("order_id"), "content_hash": candidate.content_hash},
-            )
-        if "stata" in formats:
-            _write_stata(df, tmp / "data.dta", stamp, f"LSS {meta.get('order_id', '')}")
+        # looked up here, so that a test can make one of them fail
+        writers = {
+            "csv": _write_csv,
+            "parquet": _write_parquet,
+            "stata": _write_stata,
+            "spss": _write_spss,
+            "sas": _write_sas,
+        }
+        outputs: list[F.Output] = []
+        for fmt in F.FORMATS:
+            if fmt in formats:
+                outputs += writers[fmt](df, tmp, ctx)
         (tmp / "codebook.md").write_text(codebook.codebook_markdown(columns, meta), encoding="utf-8")
-        (tmp / "README.md").write_text(_readme(meta, columns), encoding="utf-8")
+        (tmp / "README.md").write_text(_readme(meta, columns, outputs), encoding="utf-8")
         (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
         (tmp / "order.yaml").write_bytes(sources["order.yaml"])
         dtypes = {
@@ -269,27 +247,25 @@ def build_package(
             )
             for c in columns
         }
+        schema = codebook.table_schema(columns, dtypes)
         resources = []
-        for name, fmt, media in (
-            ("data.csv", "csv", "text/csv"),
-            ("data.parquet", "parquet", "application/vnd.apache.parquet"),
-            ("data.dta", "dta", "application/x-stata-dta"),
-        ):
-            if not (tmp / name).exists():
-                continue
+        for out in outputs:
             # a Parquet file is read by its own reader, not as a byte stream, so validators
-            # cannot check a byte count or hash there; MANIFEST.sha256 holds every file's hash
-            streamed = fmt != "parquet"
+            # cannot check a byte count or hash there; MANIFEST.sha256 holds every file's hash.
+            # Stata, SPSS and SAS files and the label scripts are files to a validator (their
+            # byte count and hash are checked); their labels are in the files themselves.
+            streamed = out.format != "parquet"
             resources.append(
                 {
-                    "name": name.replace(".", "-"),
-                    "path": name,
-                    "format": fmt,
-                    "mediatype": media,
-                    "encoding": "utf-8" if fmt == "csv" else None,
-                    "bytes": (tmp / name).stat().st_size if streamed else None,
-                    "hash": "sha256:" + sha256_file(tmp / name) if streamed else None,
-                    "schema": codebook.table_schema(columns, dtypes),
+                    "name": out.path.replace(".", "-").lower(),
+                    "type": None if out.table else "file",
+                    "path": out.path,
+                    "format": out.format,
+                    "mediatype": out.mediatype,
+                    "encoding": "utf-8" if out.text else None,
+                    "bytes": (tmp / out.path).stat().st_size if streamed else None,
+                    "hash": "sha256:" + sha256_file(tmp / out.path) if streamed else None,
+                    "schema": schema if out.table else None,
                 }
             )
         package = {

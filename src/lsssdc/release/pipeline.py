@@ -30,7 +30,7 @@ from lsssdc.identity import pseudonym as pseudo
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.register import variables as V
 from lsssdc.release import candidate as cand
-from lsssdc.release import history, tables_flow
+from lsssdc.release import history, report_facts, tables_flow
 from lsssdc.release import report as rep
 from lsssdc.release.extract import select
 
@@ -42,6 +42,8 @@ _KOMMUN_LEVEL_NAMES = {
     "lan": "lan",
     "riket": "riket",
 }
+#: The delivered name of the date of death, by the precision it is given at.
+DEATH_COLUMNS = {"month": "death_month", "year": "death_year"}
 _HIST_BINS = [
     (1, 1, "1"),
     (2, 2, "2"),
@@ -61,6 +63,11 @@ class Check:
     name: str
     ok: bool
     reason: str
+    #: the measured figure and the policy's threshold it is held to (None where there is none)
+    figure: float | int | None = None
+    threshold: float | int | None = None
+    #: the variables the check names (roles without a role, identifiers still present)
+    variables: list[str] | None = None
 
 
 @dataclass
@@ -163,12 +170,17 @@ def coarsen_extract(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, lis
             + (f", in bands from {', '.join(f'{b:g}' for b in spec.bands)}" if spec.bands else ""),
         )
     if h.death_date is not None and "death_date" in out.columns and h.death_date.precision != "day":
+        # the column says what it holds: death_year (or death_month), in the place of death_date
         fmt = {"month": "%Y-%m", "year": "%Y"}[h.death_date.precision]
-        d = pd.to_datetime(out["death_date"])
-        out["death_date"] = d.dt.strftime(fmt).astype("string[pyarrow]")
+        name = DEATH_COLUMNS[h.death_date.precision]
+        values = pd.to_datetime(out["death_date"]).dt.strftime(fmt).astype("string[pyarrow]")
+        pos = list(out.columns).index("death_date")
+        out = out.drop(columns=["death_date"])
+        out.insert(pos, name, values.to_numpy())
+        out[name] = out[name].astype("string[pyarrow]")
         records.append(
             {
-                "variable": "death_date",
+                "variable": name,
                 "source": "death_date",
                 "operation": "date_precision",
                 "from_level": "day",
@@ -186,6 +198,7 @@ def _coarse_name(var: str, columns: list[str]) -> str | None:
         "kommungrupp" if var == "kommun" else "",
         "huvudgrupp" if var == "kommun" else "",
         "riket" if var == "kommun" else "",
+        *(DEATH_COLUMNS.values() if var == "death_date" else ()),
     ):
         if cand_name and cand_name in columns:
             return cand_name
@@ -237,6 +250,7 @@ def _class_figures(sizes: np.ndarray, k: int) -> dict[str, Any]:
         "max_risk": round(float(1.0 / sizes.min()), 6) if n else 0.0,
     }
     d.update(_histograms(sizes))
+    d["class_sizes"] = report_facts.class_distribution(sizes, k)
     return d
 
 
@@ -250,8 +264,11 @@ def _roles(columns: list[str], policy: Policy, qis: list[str], person: str) -> C
             False,
             "no role in the policy (quasi_identifiers, sensitive or safe with a reason) for: "
             + ", ".join(missing),
+            len(missing),
+            0,
+            missing,
         )
-    return Check("roles", True, "every delivered variable has a role in the policy")
+    return Check("roles", True, "every delivered variable has a role in the policy", 0, 0, [])
 
 
 def control(
@@ -260,12 +277,15 @@ def control(
     person: str,
     joined: tuple[P.Profiles, pd.Series] | None = None,
     holds: str = "this delivery",
+    *,
+    detail: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any], list[Check]]:
     """Protect the extract's persons against the policy's intruder and measure what they reach.
 
     Classes are persons with the same released rows over all their years (see
     :mod:`lsssdc.disclosure.persons`); the figures after treatment are measured again on the
-    treated rows, not taken from the treatment's own account.
+    treated rows, not taken from the treatment's own account. ``detail`` adds the figures only
+    the reviewer report shows (l-diversity per sensitive variable, trajectories).
     """
     cols = list(df.columns)
     qis = [q for q in (_coarse_name(v, cols) for v in policy.quasi_identifiers) if q]
@@ -295,7 +315,7 @@ def control(
     codes, n = P._person_codes(treated[person])
     extra = P._history_for(treated[person], codes, n, *joined) if joined else None
     after_prof = P.profiles(treated, codes, n, qis, known=set(known), age_column=age_column)
-    _, after_sizes = P.class_sizes(after_prof.key(extra))
+    after_groups, after_sizes = P.class_sizes(after_prof.key(extra))
     ucodes, un = P._person_codes(df[person])
     uextra = P._history_for(df[person], ucodes, un, *joined) if joined else None
     before_prof = P.profiles(df, ucodes, un, qis, known=set(known), age_column=age_column)
@@ -327,6 +347,9 @@ def control(
         "information_loss": round(sum(record.suppressed_rows.values()) / (rows * len(qis)), 6),
         "information_loss_measure": "share of quasi-identifier values suppressed (rows x variables)",
     }
+    if detail:
+        facts["l_diversity"] = report_facts.l_diversity(treated, codes, n, after_groups, sens)
+        facts["trajectories"] = report_facts.trajectories(df, treated, person, before_sizes, t.k)
     k_after = int(after_sizes.min()) if len(after_sizes) else t.k
     checks = [
         roles,
@@ -335,17 +358,23 @@ def control(
             k_after >= t.k,
             f"the smallest group of persons with the same released rows over all years has {k_after}; "
             f"the policy asks for {t.k}",
+            k_after,
+            t.k,
         ),
         Check(
             "suppression",
             touched / rows <= t.max_suppressed_share,
             f"{touched / rows:.2%} of records have a suppressed value or are withheld; the policy allows "
             f"{t.max_suppressed_share:.2%}",
+            round(touched / rows, 6),
+            t.max_suppressed_share,
         ),
     ]
     if t.l > 1 and sens:
         worst = _l_after(treated, person, codes, n, after_prof.key(extra), sens)
-        checks.append(Check("l", worst >= t.l, f"l-diversity is {worst}; the policy asks for {t.l}"))
+        checks.append(
+            Check("l", worst >= t.l, f"l-diversity is {worst}; the policy asks for {t.l}", worst, t.l)
+        )
     return treated, facts, checks
 
 
@@ -375,6 +404,8 @@ def membership_check(
                 False,
                 f"the policy bounds the share of a population group a delivery covers ({bound:.0%}) "
                 "but no population register was given (prepare --population FILE)",
+                None,
+                bound,
             )
         ]
     pop, _ = coarsen_extract(population, policy)
@@ -395,6 +426,8 @@ def membership_check(
             rec.max_share <= bound,
             f"the delivery covers at most {rec.max_share:.2%} of a population group ({worst}); "
             f"the policy allows {bound:.0%}",
+            rec.max_share,
+            bound,
         )
     ]
 
@@ -482,9 +515,11 @@ def prepare(
                     "the attacker's linear programmes prove every hidden cell's interval wide enough"
                     if table_report.passed
                     else f"the attacker can narrow {audit_summary.get('failed', '?')} hidden cell(s) too much",
+                    audit_summary.get("failed"),
+                    0,
                 )
             )
-            checks.append(Check("identifiers", True, "tables hold counts only"))
+            checks.append(Check("identifiers", True, "tables hold counts only", 0, 0, []))
             raise _TablesDone
         extract, selection = select(register, order)
         report["selection"] = selection.to_dict()
@@ -516,6 +551,22 @@ def prepare(
         treated, risk_facts, risk_checks = control(coarse, policy, person, joined, holds)
         report["risk"] = risk_facts
         report["suppression"] = risk_facts.get("suppression") if "after" in risk_facts else None
+        report["information_loss"] = report_facts.information_loss(
+            coarse, treated, recodings, person, risk_facts.get("quasi_identifiers", [])
+        )
+        refused_by_treatment = any(not c.ok and c.name in report_facts.TREATMENT_CHECKS for c in risk_checks)
+        age = policy.hierarchies.age
+        # what would make it releasable: single changes, each measured again by this same gate
+        report["risk"]["options"] = (
+            report_facts.options(
+                coarse,
+                risk_facts,
+                lambda variant: control(variant, policy, person, joined, holds, detail=False),
+                age_bands=(age.cuts, age.open_top) if age is not None else None,
+            )
+            if refused_by_treatment
+            else None
+        )
         if policy.pseudonymisation.output == "lopnummer":
             # a running number per person, valid in this delivery only (ranks of the pseudonyms
             # of the persons delivered, so a withheld person leaves no gap)
@@ -533,6 +584,9 @@ def prepare(
                 ("a direct identifier is still in the data: " + ", ".join(leaked))
                 if leaked
                 else "direct identifiers removed",
+                len(leaked),
+                0,
+                leaked,
             )
         )
         data = treated
@@ -557,6 +611,7 @@ def prepare(
     report.setdefault("suppression", None)
     report.setdefault("linkage", None)
     report.setdefault("tables", None)
+    report.setdefault("information_loss", None)
 
     directory, tmp = cand.new_attempt(work_dir, order.order_id)
     releasable = verdict.decision == "releasable"
@@ -584,6 +639,9 @@ def prepare(
     cand.write_json(tmp / "metadata.json", meta)
     cand.write_json(tmp / "report.json", report)
     (tmp / "report.html").write_text(rep.render_html(report), encoding="utf-8")
+    if releasable and data is not None:
+        # the short report that may travel with the data: no risk detail
+        (tmp / rep.SUMMARY_FILE).write_text(rep.render_summary(report), encoding="utf-8")
     if policy_path:
         shutil.copyfile(shipped.resolve(policy_path, "policy"), tmp / "policy.yaml")
     if order_path:
