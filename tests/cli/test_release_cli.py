@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -166,6 +167,10 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
     caplog.set_level("DEBUG")
     code, out, err = prepare(env, capsys, None, MORTALITY[1], "--json")
     assert code == 0, out + err
+    # not a terminal: each long step says how far it came and what it produced
+    assert re.search(r"reading the register: [\d,]+ rows, \d{4}-\d{4} \(\d+ years\), done in", err), err
+    assert re.search(r"preparing the candidate .*: selected [\d,]+ persons, [\d,]+ rows", err), err
+    assert "disclosure control on" in err and "releasable, " in err
     summary = json.loads(out)
     cand = Path(summary["candidate"])
     assert summary["verdict"] == "releasable" and cand == env["work"] / ORDER / "1"

@@ -126,10 +126,12 @@ def validate(
         if not as_json:
             typer.echo(f"validating {file}" + (f" with deaths {deaths}" if deaths is not None else ""))
 
-    with working("validating the register"):
+    with working("validating the register") as step:
         register = files.read_register(file)
+        step.progress(f"{len(register):,} rows read; checking the register's rules")
         death_frame = files.read_deaths(deaths) if deaths is not None else None
         report = rules.validate(register, death_frame, source=str(file))
+        step.done(f"{len(register):,} rows, {report.errors} errors, {report.warnings} warnings")
     if as_json:
         typer.echo(json.dumps(report.to_dict(max_rows=max_rows), indent=2))
     else:

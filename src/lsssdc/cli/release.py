@@ -38,6 +38,16 @@ def _session(key_store: Path, ledger: str, actor: str) -> Iterator[tuple[Any, An
         book.close()
 
 
+def _rows_and_years(df: pd.DataFrame) -> str:
+    """How much was read: rows, and the years they cover when there is a year column."""
+    if "year" not in df.columns or df.empty:
+        return f"{len(df):,} rows"
+    years = pd.to_numeric(df["year"], errors="coerce").dropna()
+    if years.empty:
+        return f"{len(df):,} rows"
+    return f"{len(df):,} rows, {int(years.min())}-{int(years.max())} ({years.nunique()} years)"
+
+
 def _parse_links(links: list[str]) -> dict[str, Path]:
     out = {}
     for item in links:
@@ -95,9 +105,14 @@ def prepare(
 
     pol = P.load_policy(policy)
     ordr = P.load_order(order)
-    with working("reading the register"):
-        frames = [files.read_register(f) for f in register]
+    with working("reading the register") as step:
+        frames = []
+        for i, f in enumerate(register, 1):
+            frames.append(files.read_register(f))
+            if len(register) > 1:
+                step.progress(f"file {i} of {len(register)}: {len(frames[-1]):,} rows")
         reg = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        step.done(_rows_and_years(reg))
     inputs = [
         pipeline.Input(f"register:{f.name}", _sha256(f), len(df))
         for f, df in zip(register, frames, strict=True)
@@ -111,13 +126,14 @@ def prepare(
     if population is not None:
         from lsssdc.register import population as popmod
 
-        with working("reading the population table"):
+        with working("reading the population table") as step:
             pop = popmod.read(population)
+            step.done(f"{len(pop):,} rows")
         inputs.append(pipeline.Input(f"population:{population.name}", _sha256(population), len(pop)))
     check_apart(key_store, [work])  # candidates hold data: never in the key store's folder
     with (
         _session(key_store, ledger, actor) as (store, book),
-        working("preparing the candidate (linkage, pseudonyms, disclosure control)"),
+        working("preparing the candidate (linkage, pseudonyms, disclosure control)") as step,
     ):
         c = pipeline.prepare(
             pol,
@@ -132,7 +148,9 @@ def prepare(
             policy_path=policy,
             order_path=order,
             population=pop,
+            progress=step.progress,
         )
+        step.done(f"{c.verdict}, {len(c.manifest.get('files') or {})} files sealed")
     report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
     summary = {
         "candidate": str(c.path),
@@ -227,8 +245,9 @@ def deliver(
     from lsssdc import release
 
     check_apart(key_store, [to])  # a package holds data: never in the key store's folder
-    with _session(key_store, ledger, actor) as (store, book), working("writing the delivery package"):
+    with _session(key_store, ledger, actor) as (store, book), working("writing the delivery package") as step:
         result = release.deliver(candidate, to, store, book, actor, checkpoints)
+        step.done(f"{len(result['files'])} files, ledger entry {result['ledger_entry']}")
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import typer
 
@@ -43,21 +44,47 @@ def _root(
     """Statistical disclosure control and audited release of LSS register extracts."""
 
 
-@contextlib.contextmanager
-def working(message: str) -> Iterator[None]:
-    """A spinner on the terminal (stderr) while a long step runs; plain lines in a log otherwise
-    (what the step is when it starts, and how long it took when it ends)."""
-    if not sys.stderr.isatty():
-        import time
+class Step:
+    """A long step in progress: ``progress`` says how far it has come, ``done`` what it produced
+    (rows, years, tables). On a terminal the spinner's text follows; in a log each is a line."""
 
-        started = time.monotonic()
+    def __init__(self, message: str, status: Any = None) -> None:
+        self.message = message
+        self.result = ""
+        self._status = status
+
+    def progress(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(f"{self.message}: {text}")
+        else:
+            sys.stderr.write(f"lsssdc: {self.message}: {text}\n")
+            sys.stderr.flush()
+
+    def done(self, text: str) -> None:
+        self.result = text
+
+
+@contextlib.contextmanager
+def working(message: str) -> Iterator[Step]:
+    """A spinner on the terminal (stderr) while a long step runs; plain lines in a log otherwise
+    (what the step is when it starts, how far it has come, what it produced and how long it took)."""
+    import time
+
+    started = time.monotonic()
+    if not sys.stderr.isatty():
         sys.stderr.write(f"lsssdc: {message} ...\n")
         sys.stderr.flush()
-        yield
-        sys.stderr.write(f"lsssdc: {message}: done in {time.monotonic() - started:.1f} s\n")
+        step = Step(message)
+        yield step
+        result = f"{step.result}, " if step.result else ""
+        sys.stderr.write(f"lsssdc: {message}: {result}done in {time.monotonic() - started:.1f} s\n")
         sys.stderr.flush()
         return
     from rich.console import Console
 
-    with Console(stderr=True).status(message):
-        yield
+    console = Console(stderr=True)
+    with console.status(message) as status:
+        step = Step(message, status)
+        yield step
+    if step.result:
+        console.print(f"{message}: {step.result} ({time.monotonic() - started:.1f} s)", highlight=False)

@@ -37,10 +37,14 @@ def tables(
     from lsssdc.release.tables_flow import make_tables
 
     pol, ordr = P.load_policy(policy), P.load_order(order)
-    frames = [files.read_register(f) for f in register]
-    reg = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    with working("suppressing and auditing the tables"):
+    with working("reading the register") as step:
+        frames = [files.read_register(f) for f in register]
+        reg = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        step.done(f"{len(reg):,} rows")
+    with working("suppressing and auditing the tables") as step:
         summary = make_tables(pol, ordr, reg, out)
+        cells = sum(int(t.get("cells", 0)) for t in summary.get("tables", []) if isinstance(t, dict))
+        step.done(f"{len(summary.get('tables', []))} tables, {cells:,} cells")
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:

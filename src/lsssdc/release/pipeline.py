@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -485,8 +486,12 @@ def prepare(
     policy_path: str | Path | None = None,
     order_path: str | Path | None = None,
     population: pd.DataFrame | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> cand.Candidate:
-    """Run the release flow for a microdata order; write and seal the candidate in ``work_dir``."""
+    """Run the release flow for a microdata order; write and seal the candidate in ``work_dir``.
+
+    ``progress`` hears how far the flow has come (step, persons, rows), for a log or a terminal."""
+    say = progress or (lambda _text: None)
     if ledger is not None:
         # a new ledger pins the store's custodians first; the preparer must be vouched for by them
         actors.anchor_new_ledger(ledger, keystore, actor, keystore.get_signing_key(actor, role="preparer"))
@@ -504,6 +509,7 @@ def prepare(
     try:
         check_order(order, policy)
         if order.tables:
+            say(f"building, suppressing and auditing {len(order.tables)} table(s)")
             protected, table_report, tsum = tables_flow.protect_tables(policy, order, register)
             report["tables"] = tsum["tables"]
             report["table_audit"] = tsum["audit"]
@@ -523,15 +529,18 @@ def prepare(
             raise _TablesDone
         extract, selection = select(register, order)
         report["selection"] = selection.to_dict()
+        say(f"selected {selection.persons:,} persons, {selection.rows:,} rows")
         if order.linkages:
             extract, link_report = linkage.link(extract, registers or {}, order, policy, changes)
             report["linkage"] = link_report.to_dict(threshold=policy.thresholds.table_frequency)
+            say(f"linked with {', '.join(sorted(registers or {}))}")
         person_idx = pindex.build(extract["personnummer"], keystore.audit_index_key())
         key = keystore.pseudonym_key(order.project_id, create=True)
         person = person_column(policy)
         extract, pseudo_report = pseudo.pseudonymise_frame(extract, "personnummer", key, out_column=person)
 
         report["pseudonymisation"] = pseudo_report.to_dict()
+        say("pseudonymised; coarsening")
         coarse, recodings = coarsen_extract(extract, policy)
         report["recodings"] = recodings
         past = (
@@ -548,7 +557,9 @@ def prepare(
             if ledger is not None
             else "this delivery (no ledger was given, so earlier deliveries were not looked for)"
         )
+        say(f"disclosure control on {len(coarse):,} rows ({len(past.deliveries)} earlier deliveries joined)")
         treated, risk_facts, risk_checks = control(coarse, policy, person, joined, holds)
+        say(f"{len(treated):,} rows after treatment; writing the candidate")
         report["risk"] = risk_facts
         report["suppression"] = risk_facts.get("suppression") if "after" in risk_facts else None
         report["information_loss"] = report_facts.information_loss(
