@@ -191,6 +191,7 @@ def test_prepare_approve_deliver(env, capsys, caplog) -> None:
             "data.sav",
             "data-labels-en.sps",
             "data.xpt",
+            "data-report.html",
             "data-formats.sas",
             "codebook.md",
             "datapackage.json",

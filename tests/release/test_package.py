@@ -40,6 +40,7 @@ PACKAGE_FILES = [
     "data-formats.sas",
     "data-labels-en.do",
     "data-labels-en.sps",
+    "data-report.html",
     "data.csv",
     "data.dta",
     "data.parquet",
@@ -141,7 +142,8 @@ def test_datapackage_resources_match_their_files(linked) -> None:
         == json.loads((linked["candidate"] / "candidate.json").read_text())["content_hash"]
     )
     paths = [r["path"] for r in dp["resources"]]
-    assert sorted(paths) == [n for n in PACKAGE_FILES if n.startswith("data") and n != "datapackage.json"]
+    not_resources = ("datapackage.json", "data-report.html")
+    assert sorted(paths) == [n for n in PACKAGE_FILES if n.startswith("data") and n not in not_resources]
     columns = list(pd.read_parquet(pkg / "data.parquet").columns)
     for r in dp["resources"]:
         f = pkg / r["path"]

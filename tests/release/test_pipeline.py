@@ -45,6 +45,7 @@ PACKAGE_FILES = {
     "data.xpt",
     "data-formats.sas",
     "codebook.md",
+    "data-report.html",
     "datapackage.json",
     "README.md",
     "policy.yaml",

@@ -40,10 +40,13 @@ from lsssdc.release.formats import write_parquet as _write_parquet
 from lsssdc.release.formats import write_sas as _write_sas
 from lsssdc.release.formats import write_spss as _write_spss
 from lsssdc.release.formats import write_stata as _write_stata
+from lsssdc.release.report import SUMMARY_FILE
 
 DATA = "data"
 #: The candidate files a package is made from.
-SOURCES = ("data.parquet", "metadata.json", "policy.yaml", "order.yaml")
+#: the short report for the researcher, written and sealed with every releasable microdata candidate
+DATA_REPORT = SUMMARY_FILE
+SOURCES = ("data.parquet", "metadata.json", "policy.yaml", "order.yaml", DATA_REPORT)
 
 
 #: What each delivered file holds, for the package's README.
@@ -114,6 +117,8 @@ def _readme(meta: dict[str, Any], columns: list[str], outputs: list[F.Output]) -
         "The same data in each format the policy delivers, with the same values and labels:",
         *[f"- `{o.path}`: {_FILE_NOTES.get(o.path, o.format)}." for o in outputs],
         "- `codebook.md` (Swedish and English) and `datapackage.json` (machine-readable).",
+        f"- `{DATA_REPORT}`: what was released and how it was protected (Swedish and English), for the "
+        "researcher; the reviewer's risk figures stay with the agency.",
         "- `policy.yaml`, `order.yaml`: the rules and the request this delivery was made under.",
         "- `MANIFEST.sha256`: SHA-256 of every file; check with `sha256sum -c MANIFEST.sha256`.",
         "",
@@ -235,6 +240,7 @@ def build_package(
         (tmp / "README.md").write_text(_readme(meta, columns, outputs), encoding="utf-8")
         (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
         (tmp / "order.yaml").write_bytes(sources["order.yaml"])
+        (tmp / DATA_REPORT).write_bytes(sources[DATA_REPORT])
         dtypes = {
             c: (
                 "integer"

@@ -386,7 +386,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "match_share": ("Matchningsandel", "Match share"),
     "duplicates": ("Dubbletter", "Duplicates"),
     "changed_numbers": ("Ändrade nummer", "Changed numbers"),
-    "samordningsnummer": ("Samordningsnummer", "Samordningsnr"),
+    "samordningsnummer": ("Samordningsnr", "Samordningsnr"),
     "variables": ("Variabler", "Variables"),
     "recodings": ("Omkodningar", "Recodings"),
     "what_done": ("Vad som gjordes", "What was done"),
