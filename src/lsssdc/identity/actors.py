@@ -28,8 +28,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from lsssdc.audit.entries import public_bytes
 from lsssdc.errors import KeyStoreError, Problem
 
 #: the ledger entry kind that pins a key store's custodians
@@ -55,10 +55,6 @@ def endorse(
 ) -> str:
     """The custodian's signature (hex) over the actor's statement."""
     return key.sign(statement(store_id, name, public_key, roles, by)).hex()
-
-
-def raw(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
 @dataclass(frozen=True)
@@ -172,7 +168,7 @@ def custodians(store: Any) -> dict[str, str]:
         if CUSTODIAN in (r.get("roles") or []) and (r.get("endorsement") or {}).get("by") == n
     }
     found = endorsed(store.store_id, records, roots)
-    return {n: raw(a.public_key) for n, a in found.items() if CUSTODIAN in a.roles}
+    return {n: public_bytes(a.public_key).hex() for n, a in found.items() if CUSTODIAN in a.roles}
 
 
 def anchor(ledger: Any, store: Any, actor: str, key: Ed25519PrivateKey) -> int:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from lsssdc.audit.entries import public_bytes
 from lsssdc.audit.ledger import Checkpoint, Entry, Ledger
 from lsssdc.errors import DisclosureRefused, LedgerIntegrityError, Problem
 
@@ -51,14 +51,10 @@ class History:
         return seen
 
 
-def _raw(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-
-
 def trusted(entry: Entry, keys: Mapping[str, Ed25519PublicKey]) -> bool:
     """True when the entry is signed by its actor's key from the key store and matches its hash."""
     key = keys.get(entry.actor)
-    if key is None or _raw(key) != entry.key:
+    if key is None or public_bytes(key).hex() != entry.key:
         return False
     if hashlib.sha256(entry.body).hexdigest() != entry.hash:
         return False
