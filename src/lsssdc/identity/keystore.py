@@ -259,14 +259,8 @@ class KeyStore:
         doc = cls._parse(p, raw)
         params = KdfParams.from_dict(doc["kdf"], p)
         kek = params.derive(passphrase)
-        master_entry = doc["master"]
-        try:
-            master = AESGCM(kek).decrypt(
-                _decode_b64(master_entry.get("nonce"), p, "master nonce"),
-                _decode_b64(master_entry.get("ciphertext"), p, "master key"),
-                cls._master_aad(doc),
-            )
-        except InvalidTag:
+        master = cls._unwrap_master(doc, kek, p)
+        if master is None:
             raise KeyStoreError(
                 Problem(
                     "wrong_passphrase",
@@ -274,11 +268,26 @@ class KeyStore:
                     file=str(p),
                     hint=f"check {ENV_PASSPHRASE} or the passphrase typed",
                 )
-            ) from None
+            )
         store = cls(p, doc, raw, kek, master)
-        if not hmac.compare_digest(store._seal(doc), _decode_b64(doc.get("seal"), p, "seal")):
-            raise _tampered(p)
+        store._check_seal(doc)
         return store
+
+    @classmethod
+    def _unwrap_master(cls, doc: dict[str, Any], kek: bytes, p: Path) -> bytes | None:
+        """The master key of ``doc``, or None when ``kek`` does not open it."""
+        try:
+            return AESGCM(kek).decrypt(
+                _decode_b64(doc["master"].get("nonce"), p, "master nonce"),
+                _decode_b64(doc["master"].get("ciphertext"), p, "master key"),
+                cls._master_aad(doc),
+            )
+        except InvalidTag:
+            return None
+
+    def _check_seal(self, doc: dict[str, Any]) -> None:
+        if not hmac.compare_digest(self._seal(doc), _decode_b64(doc.get("seal"), self.path, "seal")):
+            raise _tampered(self.path)
 
     @staticmethod
     def _parse(p: Path, raw: bytes) -> dict[str, Any]:
@@ -537,18 +546,10 @@ class KeyStore:
         if raw is None:
             raise changed
         doc = self._parse(self.path, raw)
-        try:
-            master = AESGCM(self._kek).decrypt(
-                _decode_b64(doc["master"].get("nonce"), self.path, "master nonce"),
-                _decode_b64(doc["master"].get("ciphertext"), self.path, "master key"),
-                self._master_aad(doc),
-            )
-        except InvalidTag:
-            raise changed from None  # another passphrase or master key now: open it again
-        if master != self._master or doc["store_id"] != self._doc["store_id"]:
+        # another passphrase or master key now: the store must be opened again
+        if self._unwrap_master(doc, self._kek, self.path) != self._master or doc["store_id"] != self.store_id:
             raise changed
-        if not hmac.compare_digest(self._seal(doc), _decode_b64(doc.get("seal"), self.path, "seal")):
-            raise _tampered(self.path)
+        self._check_seal(doc)
         self._doc, self._raw = doc, raw
 
     def _add_project_version(self, doc: dict[str, Any], project: str, version: int) -> None:
