@@ -263,7 +263,7 @@ def _r09(df, ctx):
 def _r14(df, ctx):
     given = _flag(df, "daglig_verksamhet")
     collected = V.get("personkrets").collected_mask(df["year"])
-    wrong = df["personkrets"].isin(["3", "4"]).to_numpy(dtype=bool)
+    wrong = df["personkrets"].isin(INSATS_PERSONKRETS["daglig_verksamhet"][1]).to_numpy(dtype=bool)
     return _err(given & collected & wrong)
 
 
@@ -291,6 +291,29 @@ def _r21(df, ctx):
     return _err(bad)
 
 
+#: The ages at which an insats can be given, as the age the person turns during the register
+#: year (first, last; None where open), with the rule that says so. One place for the checks
+#: below and for the zeros they force in tables (a cell of an age the rule excludes is zero).
+INSATS_AGES: dict[str, tuple[str, int | None, int | None]] = {
+    "korttidstillsyn": ("R04", 12, 23),
+    "familjehem": ("R10", None, 25),
+    "bostad_barn": ("R11", None, 25),
+    "bostad_vuxna": ("R12", 17, None),
+    "boende_vuxna": ("R12", 17, None),
+    "annan_bostad_vuxna": ("R13", 17, None),
+    "daglig_verksamhet": ("R15", 16, None),
+}
+#: The personkretsar in which an insats is never given, with the rule (R14; code 4 of 1999-2003
+#: means group 3).
+INSATS_PERSONKRETS: dict[str, tuple[str, tuple[str, ...]]] = {"daglig_verksamhet": ("R14", ("3", "4"))}
+
+
+def _ages(*flags: str):
+    """The age check of ``flags`` (which share one rule) from :data:`INSATS_AGES`."""
+    _rule, lo, hi = INSATS_AGES[flags[0]]
+    return _age_rule(flags, lo, hi)
+
+
 RULES: tuple[Rule, ...] = (
     Rule("R01", "personnummer is not valid (check digit, date or birth number)", "rows", _r01),
     Rule("R02", "person was dead on the measurement date (death register)", "rows", _r02),
@@ -299,7 +322,7 @@ RULES: tuple[Rule, ...] = (
         "R04",
         "korttidstillsyn outside the years the person turns 12 to 23",
         "rows",
-        _age_rule(("korttidstillsyn",), 12, 23),
+        _ages("korttidstillsyn"),
     ),
     Rule("R05", "more than one housing insats for the person", "person-years", _r05),
     Rule(
@@ -311,33 +334,31 @@ RULES: tuple[Rule, ...] = (
     Rule("R07", "personnummer reported more than once by the same kommun", "groups", _r07),
     Rule("R08", "no insats given on the row", "rows", _r08),
     Rule("R09", "the same insats reported for the person by several kommuner", "person-insats", _r09),
-    Rule(
-        "R10", "familjehem after the year the person turns 25", "rows", _age_rule(("familjehem",), None, 25)
-    ),
+    Rule("R10", "familjehem after the year the person turns 25", "rows", _ages("familjehem")),
     Rule(
         "R11",
         "bostad med särskild service för barn och ungdomar after the year the person turns 25",
         "rows",
-        _age_rule(("bostad_barn",), None, 25),
+        _ages("bostad_barn"),
     ),
     Rule(
         "R12",
         "bostad med särskild service för vuxna (boende vuxna 1999-2003) before the year the person turns 17",
         "rows",
-        _age_rule(("bostad_vuxna", "boende_vuxna"), 17, None),
+        _ages("bostad_vuxna", "boende_vuxna"),
     ),
     Rule(
         "R13",
         "annan särskilt anpassad bostad för vuxna before the year the person turns 17",
         "rows",
-        _age_rule(("annan_bostad_vuxna",), 17, None),
+        _ages("annan_bostad_vuxna"),
     ),
     Rule("R14", "daglig verksamhet for a person outside personkrets 1 and 2", "rows", _r14),
     Rule(
         "R15",
         "daglig verksamhet before the year the person turns 16",
         "rows",
-        _age_rule(("daglig_verksamhet",), 16, None),
+        _ages("daglig_verksamhet"),
     ),
     Rule(
         "R16",

@@ -156,9 +156,40 @@ _REASON_LOOKUP = np.array([_reason_text(c) for c in range(16)], dtype=object)
 # the attacker's variables: cells, with linked tables' shared cells identified
 
 
+def _years_of(table: Table) -> set[str]:
+    return {y for y in table.scope.get("years", "").split(",") if y}
+
+
+def _population(table: Table) -> tuple[str | None, str | None, str]:
+    """What a cell counts, apart from its unit: counts of persons and of insatser of one
+    population meet (a person holds an insats once a year, from one kommun), sums do not."""
+    return ("n" if table.measure is None else table.unit, table.measure, table.scope.get("insatser", ""))
+
+
 def _cell_keys(table: Table, dims: list[str]) -> np.ndarray:
-    """A text key per cell over ``dims`` (a dimension the table lacks or holds at its total is '*')."""
+    """A text key per cell: what it counts, its year, then its code over ``dims`` (a dimension
+    the table lacks or holds at its total is '*'). A persons cell of one insats in one year is
+    the insatser cell of the same coordinates; every other cell keeps its unit in the key."""
     parts = []
+    same_as_pairs = np.zeros(table.size, bool)
+    if "insats" in table.dims:
+        h = table.hierarchies["insats"]
+        kids = np.zeros(h.size, bool)
+        kids[np.asarray(h.parents)[np.asarray(h.parents) >= 0]] = True
+        same_as_pairs = ~kids[table.nodes[:, table.dims.index("insats")]]
+    if "year" in table.dims:
+        h = table.hierarchies["year"]
+        node = table.nodes[:, table.dims.index("year")]
+        kids = np.zeros(h.size, bool)
+        kids[np.asarray(h.parents)[np.asarray(h.parents) >= 0]] = True
+        year = np.where(kids[node], "*", np.asarray(h.codes, dtype=object)[node])
+        same_as_pairs &= ~kids[node]
+    else:
+        ys = sorted(_years_of(table))
+        year = np.full(table.size, ys[0] if len(ys) == 1 else "*", dtype=object)
+    what = "" if table.measure is not None else table.unit
+    parts.append(np.where(same_as_pairs, "", what).astype(object))
+    parts.append(year)
     for d in dims:
         own = [x for x in table.dims if _GEO.get(x, x) == d]
         if not own:
@@ -181,19 +212,15 @@ def _cell_keys(table: Table, dims: list[str]) -> np.ndarray:
 
 def _global_ids(tables: list[Table]) -> tuple[list[np.ndarray], int]:
     """Global cell number of each table's cells; linked tables share numbers for shared cells."""
-    groups: dict[tuple, list[int]] = {}
-    for i, t in enumerate(tables):
-        key = (t.unit, t.measure, tuple(sorted(t.scope.items())))
-        groups.setdefault(key, []).append(i)
     ids: list[np.ndarray] = [np.zeros(0, np.int64)] * len(tables)
     offset = 0
-    for members in groups.values():
+    for members in _linked(tables):
         if len(members) == 1:
             i = members[0]
             ids[i] = np.arange(tables[i].size, dtype=np.int64) + offset
             offset += tables[i].size
             continue
-        dims = sorted({_GEO.get(d, d) for i in members for d in tables[i].dims})
+        dims = sorted({_GEO.get(d, d) for i in members for d in tables[i].dims} - {"year"})
         keys = [_cell_keys(tables[i], dims) for i in members]
         codes, uniq = pd.factorize(np.concatenate(keys), sort=False)
         start = 0
@@ -202,6 +229,20 @@ def _global_ids(tables: list[Table]) -> tuple[list[np.ndarray], int]:
             start += len(k)
         offset += len(uniq)
     return ids, offset
+
+
+def _linked(tables: list[Table]) -> list[list[int]]:
+    """Tables that may share a cell: one population and years in common, transitively (the
+    connected components of that relation)."""
+    n = len(tables)
+    adj = np.zeros((n, n), bool)
+    for i in range(n):  # a handful of tables
+        for j in range(n):
+            adj[i, j] = _population(tables[i]) == _population(tables[j]) and bool(
+                _years_of(tables[i]) & _years_of(tables[j])
+            )
+    _, label = connected_components(sp.csr_matrix(adj), directed=False)
+    return [np.flatnonzero(label == c).tolist() for c in np.unique(label)] if n else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,11 +469,8 @@ def _verify(
 
 
 def _groups(protected: ProtectedTables) -> list[list[int]]:
-    """Tables that may share cells (same unit, measure and population) form one problem."""
-    groups: dict[tuple, list[int]] = {}
-    for i, t in enumerate(protected.tables):
-        groups.setdefault((t.unit, t.measure, tuple(sorted(t.scope.items()))), []).append(i)
-    return list(groups.values())
+    """Tables that may share cells (one population, years in common) form one problem."""
+    return _linked(protected.tables)
 
 
 def _subset(protected: ProtectedTables, members: list[int]) -> ProtectedTables:
@@ -465,6 +503,7 @@ def _subset(protected: ProtectedTables, members: list[int]) -> ProtectedTables:
         upper=[protected.upper[i] for i in members],
         lower=[protected.lower[i] for i in members],
         witnesses=sub_w,
+        known=[protected.known[i] for i in members] if protected.known else None,
     )
 
 
@@ -529,7 +568,9 @@ def _attack(
     need_up = np.full(n, -np.inf)
     need_down = np.full(n, np.inf)
     problems: list[dict[str, Any]] = []
-    for t, gid, st in zip(tables, ids, protected.status, strict=True):
+    outside = protected.known or [np.zeros(t.size, bool) for t in tables]
+    known_g = np.zeros(n, bool)
+    for t, gid, st, held in zip(tables, ids, protected.status, outside, strict=True):
         v = t.cells["value"].to_numpy(dtype=np.float64)
         clash = seen[gid] & ~np.isclose(values[gid], v)
         if clash.any():
@@ -538,12 +579,21 @@ def _attack(
             )
         values[gid] = v
         seen[gid] = True
-        published[gid] |= np.asarray(st) == 0
+        # what the reader knows without this release: zeros the register's rules force, and
+        # cells they hold from elsewhere (earlier releases, a microdata extract): constants,
+        # and nothing this release hides can protect them
+        knows = np.asarray(held, bool)
+        if "structural" in t.cells:
+            knows = knows | t.cells["structural"].to_numpy(dtype=bool)
+        published[gid] |= (np.asarray(st) == 0) | knows
+        known_g[gid] |= knows
         sens, rsn, upl, lpl = _needs(t, rules)
         sensitive[gid] |= sens
         reason[gid] |= rsn
         need_up[gid] = np.where(sens, np.maximum(need_up[gid], v + upl), need_up[gid])
         need_down[gid] = np.where(sens, np.minimum(need_down[gid], v - lpl), need_down[gid])
+    sensitive &= ~known_g
+    reason[known_g] = 0
     hidden = seen & ~published
     var = np.full(n, -1, np.int64)
     hid_idx = np.flatnonzero(hidden)

@@ -3,6 +3,7 @@ cross-classification with all margins, and the relations a reader knows between 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from lsssdc.disclosure.tables.model import (
 )
 from lsssdc.errors import InputDataError, PolicyError, Problem
 from lsssdc.identity import personnummer as pnr
+from lsssdc.register import rules as register_rules
 from lsssdc.register import variables as V
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +142,7 @@ class _Records:
     year: np.ndarray
     weight: np.ndarray  # 1 per pair, or the amount
     insats: np.ndarray  # insats position per record
+    key: np.ndarray | None = None  # record key (uint32) per record, for the cell key method
 
 
 def _records(
@@ -149,8 +152,11 @@ def _records(
     measure: str | None,
     age_bands: Sequence[int],
     person: str,
+    record_keys: np.ndarray | None = None,
 ) -> _Records:
     n = len(register)
+    if record_keys is not None and (len(record_keys) != n or np.asarray(record_keys).dtype != np.uint32):
+        raise PolicyError("record keys: one unsigned 32-bit key per register row")
     if "year" not in register.columns:
         raise _fail("missing_column", "the register has no year column", column="year")
     missing = [c for c in insatser if c not in register.columns]
@@ -230,7 +236,14 @@ def _records(
                     Problem("missing_value", "the dimension has missing values", column=d, rows=rows)
                 )
             leaf[d] = col.astype(str).to_numpy()[row]
-    return _Records(leaf=leaf, person=unit[row].astype(np.int64), year=year[row], weight=weight, insats=ins)
+    return _Records(
+        leaf=leaf,
+        person=unit[row].astype(np.int64),
+        year=year[row],
+        weight=weight,
+        insats=ins,
+        key=None if record_keys is None else np.asarray(record_keys, dtype=np.uint32)[row],
+    )
 
 
 def _group_sum(key: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -260,6 +273,7 @@ def build_table(
     age_bands: Sequence[int] = AGE_BANDS,
     person: str = "personnummer",
     top: int = 3,
+    record_keys: np.ndarray | None = None,
 ) -> Table:
     """Build a table of ``unit`` counts (or sums of ``measure``) by ``dims`` with every margin.
 
@@ -270,6 +284,11 @@ def build_table(
     cells are sums and ``top`` largest per-person contributions are kept for the magnitude rules.
     ``insatser`` limits the insatser counted (default: every insats collected in the years).
     A register with several years needs ``year`` among ``dims`` (persons are counted per year).
+    ``record_keys`` (one unsigned 32-bit key per register row, the same for a person in every
+    row) adds ``cell_key``: per cell the sum modulo 2**32 of the keys of what it counts, once
+    per person (persons) or per person-insats pair (insatser), for the cell key method.
+    Every cell the register's rules make zero (an insats at an age or in a personkrets the
+    rules exclude) is marked ``structural``; a register that breaks such a rule is refused.
     """
     dims = tuple(dims)
     if not dims:
@@ -295,7 +314,7 @@ def build_table(
             )
         )
     chosen = _insatser_for(years, insatser, measure)
-    rec = _records(register, dims, chosen, measure, age_bands, person)
+    rec = _records(register, dims, chosen, measure, age_bands, person, record_keys)
     if len(rec.person) == 0:
         raise _fail("empty_population", "no person in the register has an insats of the table")
     if isinstance(hierarchies, CodeTree):
@@ -367,6 +386,12 @@ def build_table(
     cell = key // n_units
     value = np.bincount(cell, weights=weight, minlength=n_cells)
     contributors = np.bincount(cell, minlength=n_cells).astype(np.int64)
+    cell_key = None
+    if rec.key is not None and measure is None:
+        unit_key = np.zeros(n_units, np.uint32)
+        unit_key[rec.person] = rec.key
+        times = weight if unit == "insatser" else np.ones(len(cell))
+        cell_key = _key_sums(cell, unit_key[key % n_units], times, n_cells)
     top_arr = None
     if measure is not None:
         k = max(int(top), 2)
@@ -398,6 +423,11 @@ def build_table(
         cells["value"] = value
     cells["contributors"] = contributors
     cells["margin"] = margin
+    cells["structural"] = _structural(dims, hs, grid, age_bands) if n_cells else np.zeros(0, bool)
+    if measure is None and unit in COUNT_UNITS:
+        _check_structural(name or "_".join(dims), cells)
+    if cell_key is not None:
+        cells["cell_key"] = cell_key
 
     rel, notes = _relations(dims, hs, grid, strides, unit, measure, chosen, cells["value"].to_numpy(), single)
     scope = {
@@ -420,6 +450,77 @@ def build_table(
         top=top_arr,
         notes=notes,
     )
+
+
+def _key_sums(cell: np.ndarray, keys: np.ndarray, times: np.ndarray, n_cells: int) -> np.ndarray:
+    """Per cell the sum of ``times * keys`` modulo 2**32, exact and independent of the order of
+    the records (two 16-bit halves summed apart), so the same persons give the same key in any
+    table."""
+    k = keys.astype(np.uint64)
+    lo = np.bincount(cell, weights=times * (k & 0xFFFF).astype(np.float64), minlength=n_cells)
+    hi = np.bincount(cell, weights=times * (k >> 16).astype(np.float64), minlength=n_cells)
+    lo_i = np.rint(lo).astype(np.uint64)
+    hi_i = np.rint(hi).astype(np.uint64)
+    return (((hi_i & 0xFFFF) << 16) + lo_i & 0xFFFFFFFF).astype(np.uint32)
+
+
+_BAND = re.compile(r"^(\d+)(?:-(\d+)|\+)$")
+
+
+def _age_span(code: str) -> tuple[float, float] | None:
+    """The ages a band or age code covers ('7-12', '80+', '15'); None for anything else."""
+    if code.isdigit():
+        return float(code), float(code)
+    m = _BAND.match(code)
+    if not m:
+        return None
+    return float(m.group(1)), float(m.group(2)) if m.group(2) else np.inf
+
+
+def _structural(
+    dims: Sequence[str], hs: Sequence[CodeTree], grid: np.ndarray, age_bands: Sequence[int]
+) -> np.ndarray:
+    """Cells the register's rules make zero: an insats at an age or in a personkrets the rules
+    exclude (R04, R10-R15). Ages are completed years at the measurement date, so a person of age
+    a turns a or a + 1 in the year; a band is excluded only if no age in it can turn an allowed
+    age."""
+    out = np.zeros(len(grid), bool)
+    if "insats" not in dims:
+        return out
+    j_ins = list(dims).index("insats")
+    ins_codes = np.asarray(hs[j_ins].codes, dtype=object)[grid[:, j_ins]]
+    for dim in ("age_band", "age"):
+        if dim not in dims:
+            continue
+        j = list(dims).index(dim)
+        spans = [_age_span(str(c)) for c in hs[j].codes]
+        for insats, (_rule, first, last) in register_rules.INSATS_AGES.items():
+            lo = -np.inf if first is None else first
+            hi = np.inf if last is None else last
+            bad_nodes = [i for i, sp in enumerate(spans) if sp is not None and (sp[1] + 1 < lo or sp[0] > hi)]
+            if bad_nodes:
+                out |= (ins_codes == insats) & np.isin(grid[:, j], bad_nodes)
+    if "personkrets" in dims:
+        j = list(dims).index("personkrets")
+        codes = np.asarray(hs[j].codes, dtype=object)
+        for insats, (_rule, excluded) in register_rules.INSATS_PERSONKRETS.items():
+            bad_nodes = np.flatnonzero(np.isin(codes, excluded))
+            out |= (ins_codes == insats) & np.isin(grid[:, j], bad_nodes)
+    return out
+
+
+def _check_structural(name: str, cells: pd.DataFrame) -> None:
+    """A cell the rules make zero that holds persons means the register breaks its rules."""
+    bad = cells["structural"].to_numpy() & (cells["value"].to_numpy() != 0)
+    if bad.any():
+        raise InputDataError(
+            Problem(
+                "structural_zero_broken",
+                f"table '{name}': {int(bad.sum())} cell(s) that the register's rules make zero "
+                "(an insats at an age or in a personkrets the rules exclude) hold persons",
+                hint="validate the register (lsssdc validate) and correct R04, R10-R15",
+            )
+        )
 
 
 def _relations(

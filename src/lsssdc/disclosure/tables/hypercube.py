@@ -195,6 +195,7 @@ def _feasible(
         for y in ys:
             ok = np.ones(n_cand, bool)
             ok[cand[v[cell] + y < -tol]] = False
+            ok[cand[joint.fixed[cell] & (np.abs(y) > tol)]] = False
             out.append(ok)
         return out
     # expand each entry to the relations its cell belongs to
@@ -224,6 +225,7 @@ def _feasible(
     for y in ys:
         ok = np.ones(n_cand, bool)
         ok[cand[v[cell] + y < -tol]] = False
+        ok[cand[joint.fixed[cell] & (np.abs(y) > tol)]] = False  # a known cell cannot move
         e_y = np.repeat(y, cnt)
         y_par = np.bincount(inv, weights=np.where(is_par, e_y, 0.0), minlength=len(uk))
         y_ch = np.bincount(inv, weights=np.where(is_par, 0.0, e_y), minlength=len(uk))
@@ -318,7 +320,7 @@ class _Witnesses:
         """Drop witnesses whose every protection another kept witness also gives (newest
         first); returns the cells the kept witnesses need hidden, with the primary cells."""
         target, direction, wid, cell, y = self.entries()
-        hidden = joint.primary.copy()
+        hidden = joint.primary | joint.hidden_before  # and what an earlier release hid
         if len(target) == 0:
             return hidden
         tol = 1e-9 * np.maximum(1.0, np.abs(joint.value[cell]))

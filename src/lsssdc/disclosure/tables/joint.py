@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lsssdc.disclosure.tables.model import Table
+from lsssdc.disclosure.tables.model import Table, linked_groups
 from lsssdc.disclosure.tables.rules import Rules, primary_cells
 from lsssdc.errors import InputDataError, Problem
 
@@ -18,8 +18,22 @@ from lsssdc.errors import InputDataError, Problem
 
 
 def _link_keys(table: Table, dims: list[str]) -> np.ndarray:
-    """Text key per cell: codes over ``dims``, a län being a level of the kommun dimension."""
-    out = np.full(table.size, "", dtype=object)
+    """Text key per cell: the year, then codes over ``dims`` (a län being a level of the kommun
+    dimension), after the unit wherever a persons cell and an insatser cell differ: a persons
+    cell of one insats in one year counts what the insatser cell counts, any other does not."""
+    one_insats = np.zeros(table.size, bool)
+    if "insats" in table.dims:
+        h = table.hierarchies["insats"]
+        one_insats = h.is_leaf[table.nodes[:, table.dims.index("insats")]]
+    if "year" in table.dims:
+        h = table.hierarchies["year"]
+        node = table.nodes[:, table.dims.index("year")]
+        year = np.where(h.is_leaf[node], np.asarray(h.codes, dtype=object)[node], "")
+        one_insats &= h.is_leaf[node]
+    else:
+        year = np.full(table.size, table.years[0] if len(table.years) == 1 else "", dtype=object)
+    unit = "" if table.measure is not None else table.unit
+    out = np.where(one_insats, "", unit).astype(object) + "/" + year
     for d in dims:
         names = [x for x in table.dims if (x if x != "lan" else "kommun") == d]
         if names:
@@ -55,21 +69,30 @@ class _Joint:
     owner_ptr: np.ndarray  # cell -> (table, local cell) occurrences (CSR)
     owner_table: np.ndarray
     owner_local: np.ndarray
+    #: cells every reader knows (zeros the rules force, cells published before): never hidden,
+    #: never moved by a deviation, and needing no protection from this release
+    fixed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    #: cells hidden before (an earlier release of the same cells): hidden from the start
+    hidden_before: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     grids: dict[int, Any] = field(default_factory=dict)  # per table, for the local LPs
 
 
-def _joint(tables: list[Table], rules: Rules) -> _Joint:
-    groups: dict[tuple, list[int]] = {}
-    for i, t in enumerate(tables):
-        groups.setdefault(t.link_key(), []).append(i)
+def _joint(
+    tables: list[Table],
+    rules: Rules,
+    known: list[np.ndarray] | None = None,
+    hidden_before: list[np.ndarray] | None = None,
+) -> _Joint:
+    """The linked tables as one system. ``known`` (per table) are cells a reader holds already
+    (published before), ``hidden_before`` cells an earlier release hid."""
     ids: list[np.ndarray] = [np.zeros(0, np.int64)] * len(tables)
     n = 0
-    for members in groups.values():
+    for members in linked_groups(tables):
         if len(members) == 1:
             ids[members[0]] = np.arange(tables[members[0]].size, dtype=np.int64) + n
             n += tables[members[0]].size
             continue
-        dims = sorted({d if d != "lan" else "kommun" for i in members for d in tables[i].dims})
+        dims = sorted({d if d != "lan" else "kommun" for i in members for d in tables[i].dims} - {"year"})
         keys = np.concatenate([_link_keys(tables[i], dims) for i in members])
         codes, uniq = pd.factorize(keys, sort=False)
         start = 0
@@ -82,11 +105,18 @@ def _joint(tables: list[Table], rules: Rules) -> _Joint:
     upl = np.zeros(n)
     lpl = np.zeros(n)
     reason = np.zeros(n, np.int64)
-    known = np.zeros(n, bool)
+    seen = np.zeros(n, bool)
+    fixed = np.zeros(n, bool)
+    before = np.zeros(n, bool)
     parents, kinds, counts, children = [], [], [], []
-    for t, gid in zip(tables, ids, strict=True):
+    for i, (t, gid) in enumerate(zip(tables, ids, strict=True)):
         v = t.values
-        if (known[gid] & ~np.isclose(value[gid], v)).any():
+        fixed[gid] |= t.structural
+        if known is not None:
+            fixed[gid] |= np.asarray(known[i], bool)
+        if hidden_before is not None:
+            before[gid] |= np.asarray(hidden_before[i], bool)
+        if (seen[gid] & ~np.isclose(value[gid], v)).any():
             raise InputDataError(
                 Problem(
                     "linked_tables_disagree",
@@ -94,7 +124,7 @@ def _joint(tables: list[Table], rules: Rules) -> _Joint:
                     hint="build linked tables from the same register and population",
                 )
             )
-        known[gid] = True
+        seen[gid] = True
         value[gid] = v
         margin[gid] |= t.cells["margin"].to_numpy()
         r, u, lo = primary_cells(t, rules)
@@ -106,6 +136,12 @@ def _joint(tables: list[Table], rules: Rules) -> _Joint:
         kinds.append(rel.kind)
         counts.append(np.diff(rel.ptr))
         children.append(gid[rel.children])
+    # a cell the reader knows needs no protection from this release (the flow refuses an
+    # order whose sensitive cell was published before); it is never hidden
+    reason[fixed] = 0
+    upl[fixed] = 0.0
+    lpl[fixed] = 0.0
+    before &= ~fixed
     parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
     kind = np.concatenate(kinds) if kinds else np.zeros(0, np.int8)
     cnt = np.concatenate(counts) if counts else np.zeros(0, np.int64)
@@ -140,4 +176,6 @@ def _joint(tables: list[Table], rules: Rules) -> _Joint:
         owner_ptr=owner_ptr,
         owner_table=own_table[o],
         owner_local=own_local[o],
+        fixed=fixed,
+        hidden_before=before,
     )

@@ -271,9 +271,25 @@ class Table:
     def is_magnitude(self) -> bool:
         return self.measure is not None
 
-    def link_key(self) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
-        """Tables with equal keys may share cells."""
-        return (self.unit, self.measure, tuple(sorted(self.scope.items())))
+    def link_key(self) -> tuple[str, str | None, str]:
+        """Tables with equal keys may share cells (if their years meet): counts of persons and
+        of insatser of one population (a person holds an insats once a year, from one kommun,
+        so their one-insats cells of a year are equal), or sums of one measure. The year is a
+        coordinate of a cell, not of the key: a year of a series is the same cell in every
+        table that shows it."""
+        unit = "count" if self.measure is None else self.unit
+        return (unit, self.measure, self.scope.get("insatser", ""))
+
+    @property
+    def years(self) -> tuple[str, ...]:
+        return tuple(y for y in self.scope.get("years", "").split(",") if y)
+
+    @property
+    def structural(self) -> np.ndarray:
+        """Cells the register's rules make zero (known to every reader)."""
+        if "structural" in self.cells:
+            return self.cells["structural"].to_numpy(dtype=bool)
+        return np.zeros(self.size, bool)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -309,6 +325,9 @@ class ProtectedTables:
     #: every relation holds (table-local terms). The audit may use them as proofs after
     #: checking them against its own model; a wrong one only costs the audit time.
     witnesses: dict[str, np.ndarray] | None = None
+    #: Per table, the cells a reader knows without this release (published earlier, or counted
+    #: in a microdata extract they hold): constants to the attacker, needing no protection here.
+    known: list[np.ndarray] | None = None
 
     def hidden(self, i: int) -> np.ndarray:
         return self.status[i] != PUBLISHED
@@ -321,6 +340,28 @@ class ProtectedTables:
             "secondary": int((st == SECONDARY).sum()),
             "published": int((st == PUBLISHED).sum()),
         }
+
+
+def linked_groups(tables: Sequence[Table]) -> list[list[int]]:
+    """Tables that may share cells, as groups (positions): equal link keys and years that meet,
+    joined transitively. Tables of different groups share no cell and no relation."""
+    parent = list(range(len(tables)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(tables):  # a handful of tables, not data rows
+        for j in range(i):
+            b = tables[j]
+            if a.link_key() == b.link_key() and set(a.years) & set(b.years):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(tables)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
 
 
 def _ragged_arange(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

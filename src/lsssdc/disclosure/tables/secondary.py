@@ -26,9 +26,10 @@ from lsssdc.disclosure.tables.model import (
     ProtectedTables,
     Table,
     _ragged_arange,
+    linked_groups,
 )
 from lsssdc.disclosure.tables.rules import FrequencyRule, Rules, primary_cells
-from lsssdc.errors import PolicyError, Problem
+from lsssdc.errors import DisclosureRefused, PolicyError, Problem
 
 # ---------------------------------------------------------------------------------------------
 # secondary suppression
@@ -164,6 +165,8 @@ def _protection_model(
     cap = 10.0 * float(v.max() if len(v) else 1.0) + abs(delta) + 10.0
     ub_p = np.full(k, cap)
     ub_m = np.maximum(v[cells], 0.0)
+    ub_p[joint.fixed[cells]] = 0.0  # a cell the reader knows cannot move
+    ub_m[joint.fixed[cells]] = 0.0
     t = int(pos[g])
     if delta >= 0:
         ub_m[t] = 0.0
@@ -277,11 +280,28 @@ def _repair(
         found = _solve_model(_protection_model(joint, hidden, cost, g, delta, _neighbourhood(joint, g, m)))
         if found is not None:
             return found
-    # every cell free always works (scale the table up, or empty it)
+    # every cell free always works (scale the table up, or empty it) unless cells the reader
+    # knows (published before) hold the cell in place
     found = _solve_model(_protection_model(joint, hidden, cost, g, delta, np.arange(joint.n)))
-    if found is None:  # pragma: no cover - scaling every cell is always a solution
-        raise RuntimeError("no protection exists for a sensitive cell")
+    if found is None:
+        raise DisclosureRefused(
+            Problem(
+                "history_exposes",
+                f"{_describe(joint, g)} cannot be protected: the cells a reader already holds "
+                "(published in an earlier release) fix it",
+                hint="leave out the table or the dimension that meets the earlier release",
+            )
+        )
     return found
+
+
+def _describe(joint: _Joint, g: int) -> str:
+    """'table T, cell dim=code, ...' for a global cell (its first occurrence): codes only."""
+    k = joint.owner_ptr[g]
+    t = joint.tables[int(joint.owner_table[k])]
+    local = int(joint.owner_local[k])
+    coords = ", ".join(f"{d}={t.hierarchies[d].codes[t.nodes[local, j]]}" for j, d in enumerate(t.dims))
+    return f"table '{t.name}', cell {coords}"
 
 
 def protect(
@@ -291,6 +311,8 @@ def protect(
     method: str = "hypercube",
     max_rounds: int = 10,
     workers: int = 1,
+    known: Sequence[np.ndarray] | None = None,
+    hidden_before: Sequence[np.ndarray] | None = None,
 ) -> ProtectedTables:
     """Primary and secondary suppression of (linked) tables until the attacker finds nothing.
 
@@ -302,6 +324,12 @@ def protect(
     too much is repaired the same way, until it passes. Tables that cannot share cells (other
     unit, measure or population) are protected separately, in ``workers`` processes if asked.
     The result does not depend on ``workers``.
+
+    ``known`` (per table) are cells every reader holds already, as published in an earlier
+    release: they stay published, no deviation may move them, and they need no protection.
+    ``hidden_before`` (per table) are cells an earlier release hid: they start hidden, so a
+    series stays consistent. Zeros the register's rules force (``Table.structural``) are known
+    too. A cell that only moving known cells could protect is refused (``history_exposes``).
     """
     if method not in ("hypercube", "lp"):
         raise PolicyError(f"unknown suppression method '{method}' (hypercube or lp)")
@@ -313,11 +341,18 @@ def protect(
     if len(set(names)) != len(names):
         raise PolicyError("two tables have the same name")
     rules = Rules(frequency=rules) if isinstance(rules, FrequencyRule) else (rules or Rules())
-    groups: dict[tuple, list[int]] = {}
-    for i, t in enumerate(tables):
-        groups.setdefault(t.link_key(), []).append(i)
-    members = list(groups.values())
-    jobs = [([tables[i] for i in m], rules, method, max_rounds) for m in members]
+    members = linked_groups(tables)
+    jobs = [
+        (
+            [tables[i] for i in m],
+            rules,
+            method,
+            max_rounds,
+            [known[i] for i in m] if known is not None else None,
+            [hidden_before[i] for i in m] if hidden_before is not None else None,
+        )
+        for m in members
+    ]
     if workers > 1 and len(jobs) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -333,13 +368,20 @@ def protect(
     return _merge(tables, rules, members, parts, time.perf_counter() - started, workers)
 
 
-def _protect_group(tables: list[Table], rules: Rules, method: str, max_rounds: int) -> ProtectedTables:
+def _protect_group(
+    tables: list[Table],
+    rules: Rules,
+    method: str,
+    max_rounds: int,
+    known: list[np.ndarray] | None = None,
+    hidden_before: list[np.ndarray] | None = None,
+) -> ProtectedTables:
     """Protect tables that may share cells, as one problem."""
 
     started = time.perf_counter()
-    joint = _joint(tables, rules)
+    joint = _joint(tables, rules, known, hidden_before)
     cost = _cost(joint)
-    hidden = joint.primary.copy()
+    hidden = joint.primary | joint.hidden_before
     wit = _Witnesses()
     if method == "hypercube":
         done_up, done_down = _hypercubes(joint, hidden, cost, wit)
@@ -398,9 +440,16 @@ def _protect_group(tables: list[Table], rules: Rules, method: str, max_rounds: i
     return result
 
 
-def _protect_group_light(tables: list[Table], rules: Rules, method: str, max_rounds: int) -> ProtectedTables:
+def _protect_group_light(
+    tables: list[Table],
+    rules: Rules,
+    method: str,
+    max_rounds: int,
+    known: list[np.ndarray] | None = None,
+    hidden_before: list[np.ndarray] | None = None,
+) -> ProtectedTables:
     """As :func:`_protect_group`, without sending the tables back from a worker process."""
-    part = _protect_group(tables, rules, method, max_rounds)
+    part = _protect_group(tables, rules, method, max_rounds, known, hidden_before)
     part.tables = []
     return part
 
@@ -419,6 +468,7 @@ def _merge(
     reason: list[np.ndarray] = [np.zeros(0, np.int64)] * n
     upper: list[np.ndarray] = [np.zeros(0)] * n
     lower: list[np.ndarray] = [np.zeros(0)] * n
+    known: list[np.ndarray] = [np.zeros(t.size, bool) for t in tables]
     w_parts: dict[str, list[np.ndarray]] = {}
     offset = 0
     for m, part in zip(members, parts, strict=True):
@@ -429,6 +479,8 @@ def _merge(
                 part.upper[k],
                 part.lower[k],
             )
+            if part.known is not None:
+                known[i] = part.known[k]
         remap = np.asarray(m, np.int64)
         w = part.witnesses or {}
         if len(w.get("target_table", [])):
@@ -439,7 +491,7 @@ def _merge(
             w_parts.setdefault("witness", []).append(w["witness"] + offset)
             offset += len(w["target_table"])
     witnesses = {k: np.concatenate(v) for k, v in w_parts.items()} if w_parts else None
-    res = ProtectedTables(tables, rules, status, reason, upper, lower, witnesses=witnesses)
+    res = ProtectedTables(tables, rules, status, reason, upper, lower, witnesses=witnesses, known=known)
     res.report.update(res.counts())
     summed = ("cube_seconds", "repair_seconds", "lp_repairs", "audit_seconds")
     res.report.update({k: round(sum(p.report.get(k, 0) for p in parts), 3) for k in summed})
@@ -497,6 +549,7 @@ def _result(joint: _Joint, rules: Rules, hidden: np.ndarray, wit: _Witnesses) ->
         upper=upper,
         lower=lower,
         witnesses=witnesses,
+        known=[joint.fixed[gid] for gid in joint.ids],
     )
     res.report.update(res.counts())
     return res
