@@ -42,7 +42,7 @@ class History:
         }
 
 
-def _find(work_dir: Path, order_id: str, content_hash: str) -> cand.Candidate | None:
+def find(work_dir: Path, order_id: str, content_hash: str) -> cand.Candidate | None:
     folder = work_dir / order_id
     if not folder.is_dir():
         return None
@@ -77,7 +77,7 @@ def earlier(
         if pl.get("project_id") != project_id or not pl.get("persons"):
             continue
         where = f"ledger entry {entry.seq} (order {pl.get('order_id')})"
-        c = _find(Path(work_dir), str(pl.get("order_id")), str(pl.get("content_hash")))
+        c = find(Path(work_dir), str(pl.get("order_id")), str(pl.get("content_hash")))
         if c is None:
             raise DisclosureRefused(
                 Problem(

@@ -510,9 +510,12 @@ def prepare(
         check_order(order, policy)
         if order.tables:
             say(f"building, suppressing and auditing {len(order.tables)} table(s)")
-            protected, table_report, tsum = tables_flow.protect_tables(policy, order, register)
+            protected, table_report, tsum = tables_flow.protect_tables(
+                policy, order, register, ledger=ledger, work_dir=work_dir
+            )
             report["tables"] = tsum["tables"]
             report["table_audit"] = tsum["audit"]
+            report["table_history"] = tsum["history"]
             audit_summary = tsum["audit"].get("summary", {})
             checks.append(
                 Check(

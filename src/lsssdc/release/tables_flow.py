@@ -7,16 +7,19 @@ audit runs on every table before anything is written, and a table set that fails
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lsssdc.disclosure import table_output
 from lsssdc.disclosure import tables as T
 from lsssdc.disclosure.tables import attack as table_audit
-from lsssdc.errors import DisclosureRefused, PolicyRefused, Problem
+from lsssdc.errors import DisclosureRefused, InputDataError, PolicyRefused, Problem
 from lsssdc.policy import Order, Policy, check_order
+from lsssdc.release import table_history
 from lsssdc.release.extract import derive
 
 
@@ -29,17 +32,21 @@ def rules_of(policy: Policy) -> T.Rules:
     )
 
 
-def protect_tables(
-    policy: Policy, order: Order, register: pd.DataFrame
-) -> tuple[T.ProtectedTables, table_audit.AuditReport, dict[str, Any]]:
-    """Build, protect and audit every table of a table order (nothing is written)."""
-    check_order(order, policy)
-    if not order.tables:
-        raise PolicyRefused(Problem("no_tables", "the order asks for no table"))
+def build_tables(order: Order, cuts: tuple[int, ...], register: pd.DataFrame) -> list[T.Table]:
+    """The tables of a table order from the register (every margin, the order's years)."""
     years = sorted(set(order.years))
     rows = register[register["year"].isin(years)].reset_index(drop=True)
+    missing = sorted(set(years) - {int(y) for y in pd.unique(rows["year"])})
+    if missing:
+        raise InputDataError(
+            Problem(
+                "years_missing",
+                f"the register holds no rows for {', '.join(map(str, missing))}, which order "
+                f"{order.order_id} covers",
+                column="year",
+            )
+        )
     rows = derive(rows)
-    cuts = tuple(policy.hierarchies.age.cuts) if policy.hierarchies.age else T.AGE_BANDS
     several = len(years) > 1
     built = []
     for req in order.tables:
@@ -57,8 +64,108 @@ def protect_tables(
                 age_bands=cuts,
             )
         )
-    protected = T.protect(built, rules_of(policy))
-    report = table_audit.audit(protected)
+    return built
+
+
+def _cuts(policy: Policy) -> tuple[int, ...]:
+    return tuple(policy.hierarchies.age.cuts) if policy.hierarchies.age else T.AGE_BANDS
+
+
+def _rebuild(register: pd.DataFrame) -> Callable[[dict[str, Any], dict[str, Any]], list[T.Table]]:
+    """Build an earlier order's tables again from its recorded order and policy."""
+
+    def build(order_dump: dict[str, Any], policy_dump: dict[str, Any]) -> list[T.Table]:
+        order = Order.model_validate({k: v for k, v in order_dump.items() if k != "hash"})
+        age = (policy_dump.get("hierarchies") or {}).get("age")
+        cuts = tuple(age["cuts"]) if age else T.AGE_BANDS
+        return build_tables(order, cuts, register)
+
+    return build
+
+
+def _subset(protected: T.ProtectedTables, n: int) -> T.ProtectedTables:
+    """The first ``n`` tables of a protected set (the order's own, without the earlier ones)."""
+    return T.ProtectedTables(
+        tables=protected.tables[:n],
+        rules=protected.rules,
+        status=protected.status[:n],
+        reason=protected.reason[:n],
+        upper=protected.upper[:n],
+        lower=protected.lower[:n],
+        report=dict(protected.report),
+        known=protected.known[:n] if protected.known else None,
+    )
+
+
+def _extract_check(
+    protected: T.ProtectedTables, past: table_history.TableHistory, known: list[np.ndarray]
+) -> list[dict[str, Any]]:
+    """The attacker again, for a holder of each extract of the years: the cells it can count are
+    constants. Returns one finding per extract with which the tables expose a cell."""
+    found = []
+    for ex in past.extracts:
+        years = {str(y) for y in pd.unique(ex.data["year"].dropna())} if "year" in ex.data else set()
+        held = [k | table_history.derivable(t, ex.data, years) for t, k in zip(protected.tables, known, strict=True)]
+        if not any(h.any() for h in held):
+            continue
+        report = table_audit.audit(
+            T.ProtectedTables(
+                protected.tables,
+                protected.rules,
+                protected.status,
+                protected.reason,
+                protected.upper,
+                protected.lower,
+                known=held,
+            )
+        )
+        if not report.passed:
+            found.append({"order_id": ex.order_id, "entry": ex.entry, "cells": len(report.failures)})
+    return found
+
+
+def protect_tables(
+    policy: Policy,
+    order: Order,
+    register: pd.DataFrame,
+    *,
+    ledger: Any = None,
+    work_dir: str | Path | None = None,
+) -> tuple[T.ProtectedTables, table_audit.AuditReport, dict[str, Any]]:
+    """Build, protect and audit every table of a table order (nothing is written).
+
+    With a ledger, every table package delivered before for the same years is part of what the
+    reader knows (its published cells fixed, its hidden cells kept hidden) and every microdata
+    extract of those years is checked with the tables; an order that history exposes is
+    refused, naming the release."""
+    check_order(order, policy)
+    if not order.tables:
+        raise PolicyRefused(Problem("no_tables", "the order asks for no table"))
+    years = sorted(set(order.years))
+    built = build_tables(order, _cuts(policy), register)
+    past = (
+        table_history.earlier(ledger, work_dir, set(years), _rebuild(register))
+        if ledger is not None and work_dir is not None
+        else table_history.TableHistory()
+    )
+    tables = [*built, *(t for e in past.tables for t in e.tables)]
+    published_before = [p for e in past.tables for p in e.published]
+    known = [np.zeros(t.size, bool) for t in built] + published_before
+    hidden_before = [np.zeros(t.size, bool) for t in built] + [~p for p in published_before]
+    everything = T.protect(tables, rules_of(policy), known=known, hidden_before=hidden_before)
+    report = table_audit.audit(everything)
+    protected = _subset(everything, len(built))
+    exposed = _extract_check(everything, past, everything.known or known) if report.passed else []
+    if exposed:
+        raise DisclosureRefused(
+            Problem(
+                "extract_exposes",
+                "with the microdata extract(s) delivered for the same year ("
+                + ", ".join(f"order {x['order_id']}, ledger entry {x['entry']}: {x['cells']} cell(s)" for x in exposed)
+                + ") a reader could narrow hidden cells of these tables too much",
+                hint="order the tables at a detail the extract does not show (another age banding or kommun grouping)",
+            )
+        )
     per_table = [
         {
             "name": req.name,
@@ -78,6 +185,7 @@ def protect_tables(
         "order_hash": order.hash,
         "years": years,
         "tables": per_table,
+        "history": past.to_dict(),
         "audit": report.to_dict(cells=False),  # never the intervals of hidden cells
     }
     return protected, report, summary

@@ -11,7 +11,7 @@ import pandas as pd
 
 from lsssdc.disclosure.tables.model import Table, linked_groups
 from lsssdc.disclosure.tables.rules import Rules, primary_cells
-from lsssdc.errors import InputDataError, Problem
+from lsssdc.errors import DisclosureRefused, InputDataError, Problem
 
 # ---------------------------------------------------------------------------------------------
 # the joint problem of linked tables (shared cells identified)
@@ -45,6 +45,19 @@ def _link_keys(table: Table, dims: list[str]) -> np.ndarray:
             col = np.full(table.size, "", dtype=object)
         out = out + "/" + col
     return out
+
+
+def _describe_cell(tables: list[Table], ids: list[np.ndarray], g: int) -> str:
+    """'table T, cell dim=code, ...' for a global cell (its first occurrence): codes only."""
+    for t, gid in zip(tables, ids, strict=True):
+        at = np.flatnonzero(gid == g)
+        if len(at):
+            local = int(at[0])
+            coords = ", ".join(
+                f"{d}={t.hierarchies[d].codes[t.nodes[local, j]]}" for j, d in enumerate(t.dims)
+            )
+            return f"table '{t.name}', cell {coords}"
+    return f"cell {g}"
 
 
 @dataclass
@@ -107,6 +120,7 @@ def _joint(
     reason = np.zeros(n, np.int64)
     seen = np.zeros(n, bool)
     fixed = np.zeros(n, bool)
+    held = np.zeros(n, bool)
     before = np.zeros(n, bool)
     parents, kinds, counts, children = [], [], [], []
     for i, (t, gid) in enumerate(zip(tables, ids, strict=True)):
@@ -114,6 +128,7 @@ def _joint(
         fixed[gid] |= t.structural
         if known is not None:
             fixed[gid] |= np.asarray(known[i], bool)
+            held[gid] |= np.asarray(known[i], bool)
         if hidden_before is not None:
             before[gid] |= np.asarray(hidden_before[i], bool)
         if (seen[gid] & ~np.isclose(value[gid], v)).any():
@@ -136,8 +151,18 @@ def _joint(
         kinds.append(rel.kind)
         counts.append(np.diff(rel.ptr))
         children.append(gid[rel.children])
-    # a cell the reader knows needs no protection from this release (the flow refuses an
-    # order whose sensitive cell was published before); it is never hidden
+    # a sensitive cell that an earlier release published cannot be protected any more
+    exposed = np.flatnonzero(held & (reason > 0))
+    if len(exposed):
+        raise DisclosureRefused(
+            Problem(
+                "history_exposes",
+                f"{len(exposed)} cell(s) the rules call sensitive were published in an earlier "
+                f"release, e.g. {_describe_cell(tables, ids, int(exposed[0]))}",
+                hint="leave out the table or the dimension that meets the earlier release",
+            )
+        )
+    # a cell the reader knows needs no protection from this release; it is never hidden
     reason[fixed] = 0
     upl[fixed] = 0.0
     lpl[fixed] = 0.0

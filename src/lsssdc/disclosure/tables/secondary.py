@@ -14,7 +14,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from lsssdc.disclosure.tables.attack import audit as attack  # the independent attacker
 from lsssdc.disclosure.tables.hypercube import _cover, _hypercubes, _Witnesses
-from lsssdc.disclosure.tables.joint import _Joint, _joint
+from lsssdc.disclosure.tables.joint import _describe_cell, _Joint, _joint
 from lsssdc.disclosure.tables.model import (
     DISJOINT,
     PRIMARY,
@@ -296,12 +296,7 @@ def _repair(
 
 
 def _describe(joint: _Joint, g: int) -> str:
-    """'table T, cell dim=code, ...' for a global cell (its first occurrence): codes only."""
-    k = joint.owner_ptr[g]
-    t = joint.tables[int(joint.owner_table[k])]
-    local = int(joint.owner_local[k])
-    coords = ", ".join(f"{d}={t.hierarchies[d].codes[t.nodes[local, j]]}" for j, d in enumerate(t.dims))
-    return f"table '{t.name}', cell {coords}"
+    return _describe_cell(joint.tables, joint.ids, g)
 
 
 def protect(

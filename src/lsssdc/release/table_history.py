@@ -1,0 +1,218 @@
+"""What a reader of new tables already holds: the table packages and microdata extracts
+delivered before for the same years.
+
+A delivered table package is public, whoever ordered it, so every one that shares a year with a
+new table order is part of the reader's knowledge: its published cells are constants and its
+hidden cells stay hidden (a series is suppressed consistently). A microdata extract of those
+years gives its holder counts at the extract's detail. The ledger says what was delivered (no
+file in the work area is trusted for that); the sealed candidates are read back from the work
+area and checked against the content hash the ledger holds, and the earlier tables are built
+again from the register and compared cell by cell with what was published. Nothing here keeps a
+hidden value: the earlier tables' truth comes from the register the new order is built from.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lsssdc.disclosure.tables import Table
+from lsssdc.errors import DisclosureRefused, Problem
+from lsssdc.release import candidate as cand
+from lsssdc.release import history
+
+HIDDEN = ".."
+
+
+@dataclass
+class EarlierTables:
+    """The tables of one earlier delivery, built again, and which of their cells it published."""
+
+    order_id: str
+    content_hash: str
+    entry: int
+    tables: list[Table]
+    published: list[np.ndarray]
+
+
+@dataclass
+class Extract:
+    """A delivered microdata extract: its rows as delivered (no personnummer in them)."""
+
+    order_id: str
+    content_hash: str
+    entry: int
+    data: pd.DataFrame
+
+
+@dataclass
+class TableHistory:
+    tables: list[EarlierTables] = field(default_factory=list)
+    extracts: list[Extract] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tables": [
+                {"order_id": t.order_id, "content_hash": t.content_hash, "entry": t.entry}
+                for t in self.tables
+            ],
+            "extracts": [
+                {"order_id": e.order_id, "content_hash": e.content_hash, "entry": e.entry}
+                for e in self.extracts
+            ],
+        }
+
+
+def _refuse(code: str, message: str, file: str | None = None, hint: str | None = None) -> DisclosureRefused:
+    return DisclosureRefused(Problem(code, message, file=file, hint=hint))
+
+
+def _published(c: cand.Candidate, t: Table, where: str) -> np.ndarray:
+    """Which cells of table ``t`` the earlier package published, checked against the register."""
+    path = c.path / "tables" / f"{t.name}.csv"
+    if not path.is_file():
+        raise _refuse(
+            "history_changed", f"the earlier release {where} has no table '{t.name}'", file=str(c.path)
+        )
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    header, body = rows[0], rows[1:]
+    if len(body) != t.size or "value" not in header:
+        raise _refuse(
+            "history_changed",
+            f"table '{t.name}' of the earlier release {where} no longer matches the register "
+            "(another number of cells)",
+            file=str(path),
+            hint="build new tables from the register the earlier release was made from",
+        )
+    frame = pd.DataFrame(body, columns=header)
+    for d in t.dims:
+        if d not in frame or (frame[d].to_numpy() != t.cells[d].astype(str).to_numpy()).any():
+            raise _refuse("history_changed", f"table '{t.name}' of {where}: its codes differ", file=str(path))
+    shown = frame["value"].to_numpy()
+    published = shown != HIDDEN
+    if t.measure is None:
+        truth = t.cells["value"].astype(np.int64).astype(str).to_numpy()
+        differ = published & (shown != truth)
+    else:
+        got = pd.to_numeric(pd.Series(shown[published]), errors="coerce").to_numpy()
+        differ = np.zeros(t.size, bool)
+        differ[published] = ~np.isclose(got, np.round(t.values[published], 1), atol=0.051)
+    if differ.any():
+        raise _refuse(
+            "history_changed",
+            f"{int(differ.sum())} published cell(s) of table '{t.name}' in the earlier release {where} "
+            "differ from the register now; the new tables cannot be checked against what readers hold",
+            file=str(path),
+            hint="build new tables from the register the earlier release was made from",
+        )
+    return published
+
+
+def earlier(
+    ledger: Any,
+    work_dir: str | Path,
+    years: set[int],
+    build: Callable[[dict[str, Any], dict[str, Any]], list[Table]],
+) -> TableHistory:
+    """Every delivery on the ledger that shares a year with ``years``: table packages built again
+    with ``build(order_dump, policy_dump)`` and read back, microdata extracts read back.
+
+    Refuses (fail closed) when a delivered candidate is missing or changed, or the register no
+    longer gives the values an earlier table published.
+    """
+    out = TableHistory()
+    if ledger is None:
+        return out
+    seen: set[str] = set()
+    for entry in ledger.entries("deliver"):
+        pl = entry.payload
+        where = f"(ledger entry {entry.seq}, order {pl.get('order_id')})"
+        c = history.find(Path(work_dir), str(pl.get("order_id")), str(pl.get("content_hash")))
+        if c is None:
+            raise _refuse(
+                "history_missing",
+                f"an earlier delivery {where} is not in the work area; new tables are measured "
+                "together with every delivery of their years",
+                file=str(work_dir),
+                hint="restore the delivered candidate into the work area",
+            )
+        if c.content_hash in seen:
+            continue
+        seen.add(c.content_hash)
+        now, changed = c.recompute()
+        if now != c.content_hash or changed:
+            raise _refuse(
+                "history_changed", f"the earlier delivery {where} changed after it was sealed", str(c.path)
+            )
+        meta = json.loads((c.path / "metadata.json").read_text(encoding="utf-8"))
+        if not {int(y) for y in meta.get("years") or []} & years:
+            continue
+        if meta.get("kind") == "tables":
+            report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
+            built = build(report["order"], report["policy"])
+            tables = [replace(t, name=f"{c.order_id}/{t.name}") for t in built]
+            published = [_published(c, t, where) for t in built]
+            out.tables.append(EarlierTables(c.order_id, c.content_hash, entry.seq, tables, published))
+        elif (c.path / history.DATA).is_file():
+            data = pd.read_parquet(c.path / history.DATA)
+            out.extracts.append(Extract(c.order_id, c.content_hash, entry.seq, data))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# what an extract tells about a table's cells
+
+#: extract columns that give a table dimension (in order of preference)
+_SOURCES = {"kommun": ("kommun",), "lan": ("lan", "kommun"), "sex": ("sex",), "personkrets": ("personkrets",)}
+
+
+def _derivable_dims(t: Table, data: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per dimension of ``t``, the nodes whose persons the extract can count (a bool per node)."""
+    out: dict[str, np.ndarray] = {}
+    for d in t.dims:
+        h = t.hierarchies[d]
+        root = (h.parent_array < 0) & ~h.is_leaf
+        ok = root.copy()
+        codes = np.asarray(h.codes, dtype=object)
+        if d == "year":
+            held = {str(y) for y in pd.unique(data["year"])} if "year" in data else set()
+            ok |= np.isin(codes.astype(str), list(held))
+        elif d == "insats":
+            ok |= np.isin(codes.astype(str), [c for c in data.columns])
+        elif d == "kommun":
+            if "kommun" in data:
+                ok |= np.ones(h.size, bool)  # kommuner, and the län and riket above them
+            elif "lan" in data:
+                ok |= ~h.is_leaf  # län nodes only
+        elif d == "age_band":
+            if "age_band" in data:
+                held = {str(x) for x in pd.unique(data["age_band"].dropna())}
+                ok |= np.isin(codes.astype(str), list(held))
+            elif "age" in data:
+                ok |= np.ones(h.size, bool)
+        elif any(s in data for s in _SOURCES.get(d, (d,))):
+            ok |= np.ones(h.size, bool)
+        out[d] = ok
+    return out
+
+
+def derivable(t: Table, data: pd.DataFrame, year: set[str]) -> np.ndarray:
+    """Cells of ``t`` whose count the holder of the extract can make: every coordinate either a
+    total or something the extract shows, and the table's year among the extract's. Taken as
+    known exactly (the holder may lack a suppressed value or a withheld person, so this is the
+    stronger reader)."""
+    if not set(t.years) & year:
+        return np.zeros(t.size, bool)
+    ok = np.ones(t.size, bool)
+    nodes = _derivable_dims(t, data)
+    for j, d in enumerate(t.dims):
+        ok &= nodes[d][t.nodes[:, j]]
+    return ok

@@ -1,0 +1,142 @@
+"""Table orders measured with what readers already hold: the table packages delivered for the
+same years, kept consistent, and the microdata extracts of those years."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lsssdc import release
+from lsssdc.errors import DisclosureRefused
+from lsssdc.release import table_history
+from tests.release.conftest import make_keystore, open_ledger, order_path, policy_path, prepare_order
+
+POLICY = "public-tables"
+
+
+def _order(tmp: Path, order_id: str, tables: list[dict], years=(2023,)) -> Path:
+    doc = yaml.safe_load(order_path("kommun-tables-2023").read_text(encoding="utf-8"))
+    doc.update(
+        {"order_id": order_id, "project_id": f"p-{order_id.lower()}", "tables": tables, "years": list(years)}
+    )
+    path = tmp / f"{order_id}.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def area(tmp_path: Path, small) -> dict:
+    store = make_keystore(tmp_path / "keys" / "k.json")
+    book = open_ledger(tmp_path / "ledger.sqlite", store)
+    yield {"root": tmp_path, "store": store, "ledger": book, "small": small, "work": tmp_path / "work"}
+    book.close()
+
+
+def _deliver(area: dict, order: Path, name: str):
+    c = prepare_order(area["small"], policy_path(POLICY), order, area["store"], area["work"], area["ledger"])
+    assert c.verdict == "releasable", json.loads((c.path / "report.json").read_text())["verdict"]
+    release.approve(c.path, "reviewer-a", area["store"], area["ledger"])
+    release.deliver(c.path, area["root"] / "out" / name, area["store"], area["ledger"], "ordering-service")
+    return c
+
+
+def _csv(c, name: str) -> pd.DataFrame:
+    return pd.read_csv(
+        c.path / "tables" / f"{name}.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig"
+    )
+
+
+def test_a_second_order_keeps_what_the_first_published_and_hid(area) -> None:
+    first = _deliver(area, order_path("kommun-tables-2023"), "first")
+    second_order = _order(
+        area["root"],
+        "B2026-0100",
+        [{"name": "kommun-sex", "dimensions": ["kommun", "sex", "insats"], "unit": "persons"}],
+    )
+    second = _deliver(area, second_order, "second")
+    report = json.loads((second.path / "report.json").read_text(encoding="utf-8"))
+    assert [t["order_id"] for t in report["table_history"]["tables"]] == [first.order_id]
+    a = _csv(first, "persons-per-kommun-and-insats")
+    b = _csv(second, "kommun-sex")
+    b = b[b["sex"] == "Totalt"]
+    merged = a.merge(b, on=["kommun", "insats"], suffixes=("_a", "_b"))
+    assert len(merged) == len(a)
+    # one cell, one status and one value in both releases
+    assert ((merged["value_a"] == "..") == (merged["value_b"] == "..")).all()
+    assert (merged["value_a"] == merged["value_b"]).all()
+
+
+def test_the_same_order_again_is_the_same_tables(area) -> None:
+    first = _deliver(area, order_path("kommun-tables-2023"), "first")
+    again = _order(
+        area["root"],
+        "B2026-0101",
+        yaml.safe_load(order_path("kommun-tables-2023").read_text(encoding="utf-8"))["tables"],
+    )
+    second = _deliver(area, again, "second")
+    for name in ("persons-per-kommun-and-insats", "persons-per-lan-sex-age"):
+        assert _csv(first, name).equals(_csv(second, name))
+
+
+def test_a_changed_earlier_delivery_refuses(area) -> None:
+    first = _deliver(area, order_path("kommun-tables-2023"), "first")
+    path = first.path / "tables" / "persons-per-kommun-and-insats.csv"
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes().replace(b",..,", b",1,", 1))
+    second_order = _order(
+        area["root"],
+        "B2026-0102",
+        [{"name": "kommun-sex", "dimensions": ["kommun", "sex", "insats"], "unit": "persons"}],
+    )
+    c = prepare_order(
+        area["small"], policy_path(POLICY), second_order, area["store"], area["work"], area["ledger"]
+    )
+    assert c.verdict == "refused"
+    text = json.dumps(json.loads((c.path / "report.json").read_text(encoding="utf-8"))["verdict"])
+    assert "changed after it was sealed" in text
+
+
+def test_extract_cells_count_as_known() -> None:
+    from lsssdc.disclosure.tables import build_table
+    from lsssdc.register.synth import synthesise
+
+    reg = synthesise(years=[2023], persons=3000, seed=2).register
+    t = build_table(reg, ["kommun", "sex", "insats"], "persons")
+    data = pd.DataFrame({"year": [2023], "lan": ["01"], "sex": ["1"], "korttidstillsyn": [1]})
+    known = table_history.derivable(t, data, {"2023"})
+    kommun = t.cells["kommun"].astype(str).to_numpy()
+    assert not known[np.char.str_len(kommun.astype(str)) == 4].any()  # no kommun in the extract
+    assert known[(kommun == "00") & (t.cells["insats"].astype(str).to_numpy() == "korttidstillsyn")].all()
+    assert not table_history.derivable(t, data, {"2022"}).any()
+
+
+def test_history_refusal_names_the_release(area, monkeypatch) -> None:
+    _deliver(area, order_path("kommun-tables-2023"), "first")
+    from lsssdc.disclosure.tables import FrequencyRule, Rules
+    from lsssdc.release import tables_flow
+
+    # a stricter rule now: cells the first release published are sensitive under it
+    monkeypatch.setattr(
+        tables_flow, "rules_of", lambda policy: Rules(FrequencyRule(threshold=10, zero_is_safe=True))
+    )
+    second_order = _order(
+        area["root"],
+        "B2026-0103",
+        [{"name": "kommun-sex", "dimensions": ["kommun", "sex", "insats"], "unit": "persons"}],
+    )
+    with pytest.raises(DisclosureRefused) as err:
+        tables_flow.protect_tables(
+            *_load(second_order), area["small"].register, ledger=area["ledger"], work_dir=area["work"]
+        )
+    assert err.value.problems[0].code == "history_exposes"
+
+
+def _load(order: Path):
+    from lsssdc import policy as P
+
+    return P.load_policy(policy_path(POLICY)), P.load_order(order)
