@@ -140,3 +140,41 @@ def _load(order: Path):
     from lsssdc import policy as P
 
     return P.load_policy(policy_path(POLICY)), P.load_order(order)
+
+
+def test_a_series_stays_consistent_when_a_year_is_added(area) -> None:
+    tables = [{"name": "kommun-insats", "dimensions": ["kommun", "insats"], "unit": "persons"}]
+    first = _deliver(area, _order(area["root"], "B2026-0104", tables, years=(2022,)), "y2022")
+    both = _deliver(area, _order(area["root"], "B2026-0105", tables, years=(2022, 2023)), "y2022-2023")
+    report = json.loads((both.path / "report.json").read_text(encoding="utf-8"))
+    assert [t["order_id"] for t in report["table_history"]["tables"]] == [first.order_id]
+    a = _csv(first, "kommun-insats")
+    b = _csv(both, "kommun-insats")
+    b22 = b[b["year"] == "2022"].drop(columns=["year", "year_text"]).reset_index(drop=True)
+    assert len(b22) == len(a)
+    assert (b22["value"].to_numpy() == a["value"].to_numpy()).all()
+    assert set(b["year"]) >= {"2022", "2023"}
+
+
+def test_a_table_that_would_fill_an_extracts_blanks_is_refused() -> None:
+    from lsssdc.disclosure.tables import build_table
+    from lsssdc.register.synth import synthesise
+
+    reg = synthesise(years=[2023], persons=3000, seed=2).register
+    reg = reg.assign(personkrets=reg["personkrets"].astype(str))
+    t = build_table(reg, ["lan", "personkrets", "insats"], "persons", name="t")
+    blanked = pd.DataFrame(
+        {
+            "year": [2023, 2023],
+            "lan": ["01", "01"],
+            "personkrets": ["1", ".."],
+            "korttidstillsyn": [1, 1],
+            "suppressed": ["", "personkrets"],
+        }
+    )
+    ex = table_history.Extract("X-1", "sha256:0", 7, blanked)
+    assert table_history.refill(t, ex) == ["personkrets"]
+    clean = blanked.assign(personkrets=["1", "2"], suppressed=["", ""])
+    assert table_history.refill(t, table_history.Extract("X-2", "sha256:0", 8, clean)) == []
+    other_year = blanked.assign(year=[2021, 2021])
+    assert table_history.refill(t, table_history.Extract("X-3", "sha256:0", 9, other_year)) == []

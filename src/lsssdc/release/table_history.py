@@ -216,3 +216,44 @@ def derivable(t: Table, data: pd.DataFrame, year: set[str]) -> np.ndarray:
     for j, d in enumerate(t.dims):
         ok &= nodes[d][t.nodes[:, j]]
     return ok
+
+
+#: table dimensions and the extract variables that give them
+_VARIABLE_OF = {"kommun": ("kommun", "lan"), "lan": ("lan", "kommun"), "age_band": ("age_band", "age")}
+_FLAGS = "suppressed"
+
+
+def refill(t: Table, ex: Extract) -> list[str]:
+    """The dimensions of ``t`` on which its published cells would fill values the extract left
+    blank (suppressed for some persons of the table's years): the holder counts the extract's
+    persons in a cell, and the table's count minus theirs says what the blanks hold. Coarse on
+    purpose (a blank anywhere in the year counts): refusing too often is the safe side. Persons
+    the extract withheld are not in it: the table's counts tell their number, not who they are."""
+    data = ex.data
+    years = set(t.years)
+    if "year" in data:
+        y = data["year"]
+        in_year = y.isna().to_numpy() | y.astype("string").isin(years).fillna(False).to_numpy()
+    else:
+        in_year = np.ones(len(data), bool)
+    if not in_year.any():
+        return []
+    blank: set[str] = set()
+    if _FLAGS in data:
+        for text in pd.unique(data.loc[in_year, _FLAGS].dropna()):
+            blank |= set(str(text).split())
+    derivable_nodes = _derivable_dims(t, data)
+    out = []
+    for j, d in enumerate(t.dims):
+        names = _VARIABLE_OF.get(d, (d,))
+        if not blank & set(names) or not any(n in data for n in names):
+            continue
+        h = t.hierarchies[d]
+        shown = ~((h.parent_array < 0) & ~h.is_leaf)  # below the total
+        at = shown[t.nodes[:, j]]
+        for k, other in enumerate(t.dims):
+            if k != j:
+                at &= derivable_nodes[other][t.nodes[:, k]]
+        if at.any():
+            out.append(d)
+    return out

@@ -105,7 +105,10 @@ def _extract_check(
     found = []
     for ex in past.extracts:
         years = {str(y) for y in pd.unique(ex.data["year"].dropna())} if "year" in ex.data else set()
-        held = [k | table_history.derivable(t, ex.data, years) for t, k in zip(protected.tables, known, strict=True)]
+        held = [
+            k | table_history.derivable(t, ex.data, years)
+            for t, k in zip(protected.tables, known, strict=True)
+        ]
         if not any(h.any() for h in held):
             continue
         report = table_audit.audit(
@@ -161,9 +164,29 @@ def protect_tables(
             Problem(
                 "extract_exposes",
                 "with the microdata extract(s) delivered for the same year ("
-                + ", ".join(f"order {x['order_id']}, ledger entry {x['entry']}: {x['cells']} cell(s)" for x in exposed)
+                + ", ".join(
+                    f"order {x['order_id']}, ledger entry {x['entry']}: {x['cells']} cell(s)" for x in exposed
+                )
                 + ") a reader could narrow hidden cells of these tables too much",
                 hint="order the tables at a detail the extract does not show (another age banding or kommun grouping)",
+            )
+        )
+    refills = [
+        (ex, t.name, dims)
+        for ex in past.extracts
+        for t in protected.tables
+        if (dims := table_history.refill(t, ex))
+    ]
+    if refills:
+        ex, name, dims = refills[0]
+        raise DisclosureRefused(
+            Problem(
+                "extract_refill",
+                f"table '{name}' shows {', '.join(dims)} at a detail where the microdata extract of "
+                f"order {ex.order_id} (ledger entry {ex.entry}) left values blank: "
+                "its counts would tell the extract's holder what the blanks hold"
+                + (f" ({len(refills)} table-extract pairs in all)" if len(refills) > 1 else ""),
+                hint="order the tables without that dimension, or at a detail the extract does not show",
             )
         )
     per_table = [
