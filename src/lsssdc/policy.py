@@ -183,12 +183,26 @@ class Delivery(_Model):
     checkpoints: StrictStr | None = None
 
 
+class CellKeyPolicy(_Model):
+    """The perturbation table of the cell key method: noise of at most ``max_noise`` either way
+    with variance ``variance``, counts 1 to ``smallest_published - 1`` never published."""
+
+    max_noise: Annotated[StrictInt, Field(ge=1, le=10)] = 5
+    variance: Annotated[float, Field(gt=0)] = 4.0
+    smallest_published: Annotated[StrictInt, Field(ge=1, le=10)] = 3
+
+
 class TablesPolicy(_Model):
-    """What a table order may ask for."""
+    """What a table order may ask for, and how its tables are protected: ``suppression`` hides
+    small cells and enough others (the default); ``cell_key`` publishes every cell of count tables
+    with noise drawn from the persons' record keys (the same persons, the same noise, in every
+    table and year)."""
 
     dimensions: Annotated[list[StrictStr], Field(min_length=1)]
     units: list[Literal["persons", "insatser"]] = ["persons", "insatser"]
     magnitudes: list[StrictStr] = []
+    protection: Literal["suppression", "cell_key"] = "suppression"
+    cell_key: CellKeyPolicy = CellKeyPolicy()
 
 
 class Policy(_Document):

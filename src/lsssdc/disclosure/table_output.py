@@ -210,6 +210,7 @@ def describe(protected: ProtectedTables, i: int, audit: AuditReport | None = Non
         if t.unit == "persons"
         else "every margin is the sum of its cells"
     )
+    desc["protection"] = protected.report.get("protection") or {"method": "suppression"}
     desc["rules"] = protected.rules.to_dict()
     desc["threshold"] = protected.rules.frequency.threshold
     desc["cells"] = {

@@ -25,6 +25,7 @@ from lsssdc.audit import person_index as pindex
 from lsssdc.disclosure import membership as M
 from lsssdc.disclosure import persons as P
 from lsssdc.disclosure import table_output
+from lsssdc.disclosure.tables import cellkey
 from lsssdc.errors import DisclosureRefused, KeyStoreError, LedgerIntegrityError, LsssdcError
 from lsssdc.identity import actors
 from lsssdc.identity import pseudonym as pseudo
@@ -510,12 +511,20 @@ def prepare(
         check_order(order, policy)
         if order.tables:
             say(f"building, suppressing and auditing {len(order.tables)} table(s)")
+            cell_key = policy.tables is not None and policy.tables.protection == "cell_key"
             protected, table_report, tsum = tables_flow.protect_tables(
-                policy, order, register, ledger=ledger, work_dir=work_dir
+                policy,
+                order,
+                register,
+                ledger=ledger,
+                work_dir=work_dir,
+                record_secret=keystore.derive_key(cellkey.KEY_LABEL) if cell_key else None,
             )
             report["tables"] = tsum["tables"]
             report["table_audit"] = tsum["audit"]
             report["table_history"] = tsum["history"]
+            if "cell_key" in tsum:
+                report["cell_key"] = tsum["cell_key"]
             audit_summary = tsum["audit"].get("summary", {})
             checks.append(
                 Check(

@@ -41,6 +41,10 @@ class EarlierTables:
     entry: int
     tables: list[Table]
     published: list[np.ndarray]
+    #: how the release protected its tables (``suppression`` or ``cell_key``)
+    protection: str = "suppression"
+    #: per table the values it showed (whole counts; -1 where hidden), for a cell key release
+    shown: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -75,8 +79,9 @@ def _refuse(code: str, message: str, file: str | None = None, hint: str | None =
     return DisclosureRefused(Problem(code, message, file=file, hint=hint))
 
 
-def _published(c: cand.Candidate, t: Table, where: str) -> np.ndarray:
-    """Which cells of table ``t`` the earlier package published, checked against the register."""
+def _published(c: cand.Candidate, t: Table, where: str, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells of table ``t`` the earlier package published, checked against the register
+    (``exact``: a suppression release shows true values), and the values it showed."""
     path = c.path / "tables" / f"{t.name}.csv"
     if not path.is_file():
         raise _refuse(
@@ -98,6 +103,13 @@ def _published(c: cand.Candidate, t: Table, where: str) -> np.ndarray:
             raise _refuse("history_changed", f"table '{t.name}' of {where}: its codes differ", file=str(path))
     shown = frame["value"].to_numpy()
     published = shown != HIDDEN
+    numbers = pd.to_numeric(pd.Series(np.where(published, shown, "-1")), errors="coerce").to_numpy()
+    if not exact:
+        if np.isnan(numbers).any() or t.measure is not None:
+            raise _refuse(
+                "history_changed", f"table '{t.name}' of {where}: a value is not a count", file=str(path)
+            )
+        return published, numbers.astype(np.int64)
     if t.measure is None:
         truth = t.cells["value"].astype(np.int64).astype(str).to_numpy()
         differ = published & (shown != truth)
@@ -113,7 +125,7 @@ def _published(c: cand.Candidate, t: Table, where: str) -> np.ndarray:
             file=str(path),
             hint="build new tables from the register the earlier release was made from",
         )
-    return published
+    return published, np.where(published, np.nan_to_num(numbers, nan=-1.0), -1.0).astype(np.int64)
 
 
 def earlier(
@@ -159,8 +171,19 @@ def earlier(
             report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
             built = build(report["order"], report["policy"])
             tables = [replace(t, name=f"{c.order_id}/{t.name}") for t in built]
-            published = [_published(c, t, where) for t in built]
-            out.tables.append(EarlierTables(c.order_id, c.content_hash, entry.seq, tables, published))
+            protection = ((report["policy"].get("tables") or {}).get("protection")) or "suppression"
+            read = [_published(c, t, where, exact=protection == "suppression") for t in built]
+            out.tables.append(
+                EarlierTables(
+                    c.order_id,
+                    c.content_hash,
+                    entry.seq,
+                    tables,
+                    [r[0] for r in read],
+                    protection,
+                    [r[1] for r in read],
+                )
+            )
         elif (c.path / history.DATA).is_file():
             data = pd.read_parquet(c.path / history.DATA)
             out.extracts.append(Extract(c.order_id, c.content_hash, entry.seq, data))

@@ -8,6 +8,7 @@ audit runs on every table before anything is written, and a table set that fails
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pandas as pd
 from lsssdc.disclosure import table_output
 from lsssdc.disclosure import tables as T
 from lsssdc.disclosure.tables import attack as table_audit
+from lsssdc.disclosure.tables import cellkey
 from lsssdc.errors import DisclosureRefused, InputDataError, PolicyRefused, Problem
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.release import table_history
@@ -32,8 +34,11 @@ def rules_of(policy: Policy) -> T.Rules:
     )
 
 
-def build_tables(order: Order, cuts: tuple[int, ...], register: pd.DataFrame) -> list[T.Table]:
-    """The tables of a table order from the register (every margin, the order's years)."""
+def build_tables(
+    order: Order, cuts: tuple[int, ...], register: pd.DataFrame, secret: bytes | None = None
+) -> list[T.Table]:
+    """The tables of a table order from the register (every margin, the order's years); with
+    the record-key ``secret``, each count cell carries its cell key."""
     years = sorted(set(order.years))
     rows = register[register["year"].isin(years)].reset_index(drop=True)
     missing = sorted(set(years) - {int(y) for y in pd.unique(rows["year"])})
@@ -47,6 +52,7 @@ def build_tables(order: Order, cuts: tuple[int, ...], register: pd.DataFrame) ->
             )
         )
     rows = derive(rows)
+    keys = cellkey.record_keys(rows["personnummer"], secret) if secret is not None else None
     several = len(years) > 1
     built = []
     for req in order.tables:
@@ -62,6 +68,7 @@ def build_tables(order: Order, cuts: tuple[int, ...], register: pd.DataFrame) ->
                 name=req.name,
                 insatser=order.population.insatser or None,
                 age_bands=cuts,
+                record_keys=keys if req.magnitude is None else None,
             )
         )
     return built
@@ -71,14 +78,17 @@ def _cuts(policy: Policy) -> tuple[int, ...]:
     return tuple(policy.hierarchies.age.cuts) if policy.hierarchies.age else T.AGE_BANDS
 
 
-def _rebuild(register: pd.DataFrame) -> Callable[[dict[str, Any], dict[str, Any]], list[T.Table]]:
+def _rebuild(
+    register: pd.DataFrame, secret: bytes | None = None
+) -> Callable[[dict[str, Any], dict[str, Any]], list[T.Table]]:
     """Build an earlier order's tables again from its recorded order and policy."""
 
     def build(order_dump: dict[str, Any], policy_dump: dict[str, Any]) -> list[T.Table]:
         order = Order.model_validate({k: v for k, v in order_dump.items() if k != "hash"})
         age = (policy_dump.get("hierarchies") or {}).get("age")
         cuts = tuple(age["cuts"]) if age else T.AGE_BANDS
-        return build_tables(order, cuts, register)
+        cell_key = ((policy_dump.get("tables") or {}).get("protection")) == "cell_key"
+        return build_tables(order, cuts, register, secret if cell_key else None)
 
     return build
 
@@ -127,6 +137,94 @@ def _extract_check(
     return found
 
 
+def _refuse_refills(tables: list[T.Table], past: table_history.TableHistory) -> None:
+    """Refuse tables whose counts would fill what an extract of their years left blank."""
+    refills = [
+        (ex, t.name, dims) for ex in past.extracts for t in tables if (dims := table_history.refill(t, ex))
+    ]
+    if refills:
+        ex, name, dims = refills[0]
+        raise DisclosureRefused(
+            Problem(
+                "extract_refill",
+                f"table '{name}' shows {', '.join(dims)} at a detail where the microdata extract of "
+                f"order {ex.order_id} (ledger entry {ex.entry}) left values blank: "
+                "its counts would tell the extract's holder what the blanks hold"
+                + (f" ({len(refills)} table-extract pairs in all)" if len(refills) > 1 else ""),
+                hint="order the tables without that dimension, or at a detail the extract does not show",
+            )
+        )
+
+
+def _with_cell_key(
+    policy: Policy, order: Order, built: list[T.Table], past: table_history.TableHistory
+) -> tuple[T.ProtectedTables, Any, dict[str, Any]]:
+    """The cell key method: every count published with the noise its persons' keys draw,
+    audited with every earlier release of the same years (their shown values, checked)."""
+    if any(req.magnitude for req in order.tables):
+        raise PolicyRefused(
+            Problem(
+                "cellkey_magnitude", "the cell key method protects count tables; order sums by suppression"
+            )
+        )
+    ck = policy.tables.cell_key if policy.tables is not None else None
+    assert ck is not None
+    pt = cellkey.ptable(cellkey.PTableParams(D=ck.max_noise, V=ck.variance, js=ck.smallest_published))
+    noisy = [cellkey.perturb(t, pt) for t in built]
+    releases = [(t, p) for t, (p, _) in zip(built, noisy, strict=True)]
+    for e in past.tables:
+        for t, shown in zip(e.tables, e.shown, strict=True):
+            again, _ = cellkey.perturb(t, pt)
+            if (again != shown).any():
+                raise DisclosureRefused(
+                    Problem(
+                        "history_changed",
+                        f"table '{t.name}' (ledger entry {e.entry}) shows other values than its cell keys "
+                        "give now: another register, perturbation table or key store",
+                        hint="build new tables from the register and policy the earlier release used",
+                    )
+                )
+            releases.append((t, shown))
+    report = cellkey.audit(releases, pt, policy.thresholds.table_frequency, require_lower=False)
+    _refuse_refills(built, past)
+    shown_tables = [replace(t, cells=t.cells.assign(value=p)) for t, (p, _) in zip(built, noisy, strict=True)]
+    n = len(built)
+    protected = T.ProtectedTables(
+        tables=shown_tables,
+        rules=rules_of(policy),
+        status=[np.zeros(t.size, np.int8) for t in built],
+        reason=[np.zeros(t.size, np.int64) for t in built],
+        upper=[np.zeros(t.size) for t in built],
+        lower=[np.zeros(t.size) for t in built],
+        report={"protection": {"method": "cell_key", **pt.params.to_dict()}},
+    )
+    per_table = [
+        {
+            "name": req.name,
+            "dimensions": list(req.dimensions),
+            "unit": req.unit,
+            "cells": int(t.size),
+            "primary": 0,
+            "secondary": 0,
+            "audit_ok": bool(report.passed),
+        }
+        for req, t in zip(order.tables, built, strict=True)
+    ]
+    summary = {
+        "order_id": order.order_id,
+        "policy": policy.name,
+        "policy_hash": policy.hash,
+        "order_hash": order.hash,
+        "years": sorted(set(order.years)),
+        "tables": per_table[:n],
+        "history": past.to_dict(),
+        "protection": "cell_key",
+        "cell_key": [rec.to_dict() for _, rec in noisy],
+        "audit": report.to_dict(cells=False),
+    }
+    return protected, report, summary
+
+
 def protect_tables(
     policy: Policy,
     order: Order,
@@ -134,7 +232,8 @@ def protect_tables(
     *,
     ledger: Any = None,
     work_dir: str | Path | None = None,
-) -> tuple[T.ProtectedTables, table_audit.AuditReport, dict[str, Any]]:
+    record_secret: bytes | None = None,
+) -> tuple[T.ProtectedTables, Any, dict[str, Any]]:
     """Build, protect and audit every table of a table order (nothing is written).
 
     With a ledger, every table package delivered before for the same years is part of what the
@@ -145,12 +244,30 @@ def protect_tables(
     if not order.tables:
         raise PolicyRefused(Problem("no_tables", "the order asks for no table"))
     years = sorted(set(order.years))
-    built = build_tables(order, _cuts(policy), register)
+    cell_key = policy.tables is not None and policy.tables.protection == "cell_key"
+    if cell_key and record_secret is None:
+        raise PolicyRefused(
+            Problem("cellkey_no_secret", "the cell key method needs the record-key secret of the key store")
+        )
+    built = build_tables(order, _cuts(policy), register, record_secret if cell_key else None)
     past = (
-        table_history.earlier(ledger, work_dir, set(years), _rebuild(register))
+        table_history.earlier(ledger, work_dir, set(years), _rebuild(register, record_secret))
         if ledger is not None and work_dir is not None
         else table_history.TableHistory()
     )
+    mixed = [e for e in past.tables if e.protection != ("cell_key" if cell_key else "suppression")]
+    if mixed:
+        raise DisclosureRefused(
+            Problem(
+                "mixed_protection",
+                f"tables of the same years were released with {mixed[0].protection} (order "
+                f"{mixed[0].order_id}, ledger entry {mixed[0].entry}): exact and perturbed values of "
+                "the same cells together undo both",
+                hint="protect tables of these years the way the earlier release did",
+            )
+        )
+    if cell_key:
+        return _with_cell_key(policy, order, built, past)
     tables = [*built, *(t for e in past.tables for t in e.tables)]
     published_before = [p for e in past.tables for p in e.published]
     known = [np.zeros(t.size, bool) for t in built] + published_before
@@ -171,24 +288,7 @@ def protect_tables(
                 hint="order the tables at a detail the extract does not show (another age banding or kommun grouping)",
             )
         )
-    refills = [
-        (ex, t.name, dims)
-        for ex in past.extracts
-        for t in protected.tables
-        if (dims := table_history.refill(t, ex))
-    ]
-    if refills:
-        ex, name, dims = refills[0]
-        raise DisclosureRefused(
-            Problem(
-                "extract_refill",
-                f"table '{name}' shows {', '.join(dims)} at a detail where the microdata extract of "
-                f"order {ex.order_id} (ledger entry {ex.entry}) left values blank: "
-                "its counts would tell the extract's holder what the blanks hold"
-                + (f" ({len(refills)} table-extract pairs in all)" if len(refills) > 1 else ""),
-                hint="order the tables without that dimension, or at a detail the extract does not show",
-            )
-        )
+    _refuse_refills(protected.tables, past)
     per_table = [
         {
             "name": req.name,
