@@ -171,6 +171,8 @@ def reviewer_view(r: dict[str, Any], L: Lang) -> dict[str, Any]:
             )
             for x in (r.get("tables") or [])
         ],
+        "table_history": _table_history(r, L) if r.get("table_history") else None,
+        "cell_key": _cell_key(r, L) if r.get("cell_key") else None,
         "intruder": _intruder(r, risk, L),
         "risk": _risk(risk, t, L) if risk.get("before") else None,
         "ldiv": _ldiv(risk, t, L) if risk.get("before") else None,
@@ -180,6 +182,36 @@ def reviewer_view(r: dict[str, Any], L: Lang) -> dict[str, Any]:
         "loss": _loss(r, L) if r.get("information_loss") else None,
     }
     return v
+
+
+def _table_history(r: dict[str, Any], L: Lang) -> str:
+    h = r["table_history"]
+
+    def names(items: list[dict[str, Any]]) -> str:
+        return ", ".join(f"{x['order_id']} ({x['entry']})" for x in items) or "—"
+
+    return L.t(
+        "table_history_text", tables=names(h.get("tables") or []), extracts=names(h.get("extracts") or [])
+    )
+
+
+def _cell_key(r: dict[str, Any], L: Lang) -> dict[str, Any]:
+    figures = r["cell_key"]
+    p = figures[0]["params"]
+    return {
+        "text": L.t("cell_key_text", d=p["D"], v=L.num(p["V"], 1), js1=max(p["js"] - 1, 0)),
+        "rows": [
+            (
+                f["table"],
+                L.num(f["mean_abs_error"]),
+                L.num(f["mean_abs_error_leaves"]),
+                L.num(f["mean_abs_error_margins"]),
+                L.n(f["max_abs_error"]),
+                L.pct(f["share_unchanged"], 1),
+            )
+            for f in figures
+        ],
+    }
 
 
 def _order_rows(r: dict[str, Any], L: Lang) -> list[tuple[str, Any]]:

@@ -399,6 +399,25 @@ TEXT: dict[str, tuple[str, str]] = {
     "audit": ("Granskning", "Audit"),
     "audit_ok": ("godkänd", "passed"),
     "audit_failed": ("EJ GODKÄND", "FAILED"),
+    "table_history": ("Tidigare leveranser som angriparen håller", "Earlier deliveries the attacker holds"),
+    "table_history_text": (
+        "Tabellpaket för samma år: {tables}. Mikrodatauttag för samma år: {extracts}.",
+        "Table packages of the same years: {tables}. Microdata extracts of the same years: {extracts}.",
+    ),
+    "cell_key": ("Cellnyckelmetoden: brus och fel per cell", "The cell key method: noise and error per cell"),
+    "cell_key_text": (
+        "Varje cell, även summor, har fått brus ur personernas nycklar: samma personer ger samma "
+        "brus i varje tabell, beställning och år. Brus högst ±{d}, varians {v}; antal 1 till {js1} "
+        "visas aldrig; nollor förblir nollor. Tabellerna summerar inte.",
+        "Every cell, margins too, got noise from its persons' keys: the same persons give the same "
+        "noise in every table, order and year. Noise at most ±{d}, variance {v}; counts 1 to {js1} "
+        "are never shown; zeros stay zero. The tables do not add up.",
+    ),
+    "mae": ("Medelabsolutfel per cell", "Mean absolute error per cell"),
+    "mae_leaves": ("i inre celler", "in inner cells"),
+    "mae_margins": ("i summor", "in margins"),
+    "max_error": ("Största fel", "Largest error"),
+    "unchanged": ("Oförändrade celler", "Cells unchanged"),
     "verdict_section": ("Beslut", "Verdict"),
     # the short report that travels with the data
     "summary_title": ("Om leveransen {order}", "About delivery {order}"),
