@@ -249,16 +249,21 @@ class _Model:
     delta: float
 
 
-def _solve_model(m: _Model | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """The deviation of a protection LP (cells and values), or None when it has none."""
+def _solve_model(m: _Model | None, *, large: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """The deviation of a protection LP (cells and values), or None when it has none.
+
+    ``large``: the LP over every cell, with presolve; anything but a proof of infeasibility
+    (a limit reached, a numerical failure) is an error, never taken for "no protection"."""
     if m is None:
         return None
     res = milp(
         m.c,
         constraints=LinearConstraint(m.a, m.lo, m.hi) if m.a.shape[0] else (),
         bounds=Bounds(m.lb, m.ub),
-        options={"presolve": False},  # small problems: presolve costs more than it saves
+        options={"presolve": large},  # small problems: presolve costs more than it saves
     )
+    if large and res.status not in (0, 2):  # pragma: no cover - solver trouble
+        raise RuntimeError(f"the protection LP over every cell was not solved: {res.message}")
     if res.status != 0 or res.x is None:
         return None
     y = np.bincount(m.col_cell, weights=m.col_sign * res.x, minlength=len(m.cells))
@@ -282,7 +287,7 @@ def _repair(
             return found
     # every cell free always works (scale the table up, or empty it) unless cells the reader
     # knows (published before) hold the cell in place
-    found = _solve_model(_protection_model(joint, hidden, cost, g, delta, np.arange(joint.n)))
+    found = _solve_model(_protection_model(joint, hidden, cost, g, delta, np.arange(joint.n)), large=True)
     if found is None:
         raise DisclosureRefused(
             Problem(
@@ -416,6 +421,8 @@ def _protect_group(
                 if now is not None and ((up and now >= goal - 1e-9) or (not up and now <= goal + 1e-9)):
                     continue
                 delta = (goal - value) * (1 + 1e-6) + (1e-6 if up else -1e-6)
+                if not up:
+                    delta = max(delta, -value)  # a count goes down to zero, not below
                 cells, y = _repair(joint, hidden, cost, g, float(delta))
                 hidden[cells] = True
                 wit.add(g, 1 if up else -1, cells[None, :], y[None, :])
