@@ -30,7 +30,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,7 @@ from scipy.sparse.csgraph import connected_components
 
 from lsssdc.disclosure.tables.model import DISJOINT, SUM, UNION, Table
 from lsssdc.disclosure.tables.rules import FrequencyRule
-from lsssdc.errors import KeyStoreError, PolicyError, Problem
+from lsssdc.errors import InputDataError, KeyStoreError, PolicyError, Problem
 from lsssdc.identity.pseudonym import personnummer_digits
 
 #: The key space: a cell key ``k`` (uint32) stands for the point ``k / 2**32`` of [0, 1).
@@ -51,8 +51,9 @@ KEY_SPACE = 1 << 32
 KEY_LABEL = "table-record-keys"
 _LABEL = b"CKY1"  # cell key, version 1: keeps these AES blocks apart from other uses of AES
 _SUBKEY_INFO = b"lsssdc cell key record keys v1"
-#: A row whose variance cannot be reached is given this share of its reachable range (the very
-#: ends put all the mass on two values; just inside them every value of the support stays possible).
+#: A row whose variance cannot be reached keeps this share of its reachable range from the end
+#: (at the very ends all the mass sits on two values; inside, every value of the support stays
+#: possible).
 _REACH = 0.95
 _TOL = 1e-6
 
@@ -81,7 +82,12 @@ def record_keys(
                 hint=f"take it from the key store: derive_key('{KEY_LABEL}')",
             )
         )
-    digits = personnummer_digits(personnummer, reference_date)
+    try:
+        digits = personnummer_digits(personnummer, reference_date)
+    except InputDataError as err:  # the same problems (rows, never values), this step's hint
+        raise InputDataError(
+            [replace(p, hint="correct or remove them; no record key was made") for p in err.problems]
+        ) from None
     n = len(digits)
     if n == 0:
         return np.zeros(0, np.uint32)
@@ -279,9 +285,9 @@ def _maxent(t: np.ndarray, var: float) -> np.ndarray:
         return float(m + np.log(w.sum())), w / w.sum()
 
     f, p = dual(theta)
-    for _ in range(200):
+    for _ in range(500):
         g = feats @ p
-        if np.max(np.abs(g)) < 1e-13:
+        if np.max(np.abs(g)) < 1e-14:
             break
         c = feats - g[:, None]
         h = (c * p) @ c.T
@@ -294,12 +300,18 @@ def _maxent(t: np.ndarray, var: float) -> np.ndarray:
                 break
             s *= 0.5
         theta, f, p = new, f_new, p_new
+    for _ in range(3):  # polish: first-order corrections of the two moments (stays positive)
+        g = feats @ p
+        c = feats * p
+        step = np.linalg.lstsq(c @ feats.T, -g, rcond=None)[0]
+        p = p * (1.0 + step @ feats)
+        p = p / p.sum()
     return p
 
 
 def _quantise(p: np.ndarray) -> np.ndarray:
     """Probabilities as whole numbers of keys summing to 2**32 (largest remainders; ties to the
-    smaller noise). A probability below half a key gets none: that noise never happens."""
+    smaller noise). A probability too small for a key may get none: that noise never happens."""
     exact = p * KEY_SPACE
     q = np.floor(exact).astype(np.int64)
     rest = KEY_SPACE - int(q.sum())
@@ -315,8 +327,9 @@ def ptable(params: PTableParams) -> PTable:
     Row ``i`` puts its mass on the published values ``max(0, i-D)..i+D`` outside ``1..js-1``
     with mean ``i`` (unbiased) and variance ``V``; row 0 publishes 0. Where the support is cut
     at 0 or ``js`` (small ``i``) the variance may be out of reach: such a row takes the
-    variance closest to ``V`` within 95% of its reachable range (the ends put every bit of
-    mass on two values), and ``notes`` says so. Maximum entropy spreads the mass as evenly as
+    variance closest to ``V`` that keeps 5% of its reachable range from either end (at an end
+    all the mass sits on two values), and ``notes`` says so (so does every record made with
+    the ptable). Maximum entropy spreads the mass as evenly as
     the constraints allow, so no published value is more telling than it has to be.
     """
     d, js = int(params.D), int(params.js)
@@ -366,7 +379,7 @@ def ptable(params: PTableParams) -> PTable:
         )
     dropped = int(((prob > 0) & (counts == 0)).sum())
     if dropped:
-        notes.append(f"{dropped} noise value(s) have a probability below 2**-33 and never occur")
+        notes.append(f"{dropped} noise value(s) are too unlikely for one key in 2**32 and never occur")
     return PTable(
         params=params,
         probability=prob,
@@ -401,6 +414,7 @@ class CellKeyRecord:
     relative_error_by_size: dict[str, dict[str, float]]
     sum_relations: int
     sum_relations_broken: int
+    ptable: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -422,6 +436,7 @@ class CellKeyRecord:
             "sum_relations": self.sum_relations,
             "sum_relations_broken": self.sum_relations_broken,
             "additive": False,
+            "ptable": dict(self.ptable),
             "notes": list(self.notes),
         }
 
@@ -504,9 +519,11 @@ def perturb(table: Table, pt: PTable) -> tuple[np.ndarray, CellKeyRecord]:
         relative_error_by_size=by_size,
         sum_relations=int(len(sums)),
         sum_relations_broken=broken,
+        ptable=pt.to_dict(),
         notes=(
             "every cell, margins too, is perturbed on its own key: the published table does not add up",
             "zero cells stay zero",
+            *pt.notes,
         ),
     )
     return published, record
@@ -545,6 +562,7 @@ class CellKeyAudit:
 
 
 _GEO = {"lan": "kommun"}  # a län is a level of the kommun dimension
+_POP, _UNIT, _YEAR = 0, 1, 2  # the first columns of a cell's coordinates; dimensions follow
 
 
 def _inner(h: Any) -> np.ndarray:
@@ -554,17 +572,23 @@ def _inner(h: Any) -> np.ndarray:
     return has_children
 
 
+def _node_codes(h: Any) -> np.ndarray:
+    """A node's code as a coordinate: a top node with children (a total) is '*'."""
+    return np.where((np.asarray(h.parents) < 0) & _inner(h), "*", np.asarray(h.codes, dtype=object))
+
+
 def _coordinates(table: Table, dims: list[str]) -> list[np.ndarray]:
-    """What a cell counts, its year and its codes over ``dims`` ('*' for a total or a missing
-    dimension). A persons cell of one insats in one year is the insatser cell of the same
-    coordinates (a person holds an insats once a year, from one kommun)."""
+    """What a cell counts (population, unit class), its year and its codes over ``dims`` ('*'
+    for a total or a dimension the table lacks). A persons cell of one insats in one year is
+    the insatser cell of the same coordinates (a person holds an insats once a year, from one
+    kommun), so its unit class is ''."""
     one_insats = np.zeros(table.size, bool)
     if "insats" in table.dims:
         one_insats = ~_inner(table.hierarchies["insats"])[table.nodes[:, table.dims.index("insats")]]
     if "year" in table.dims:
         h = table.hierarchies["year"]
         node = table.nodes[:, table.dims.index("year")]
-        year = np.where(_inner(h)[node], "*", np.asarray(h.codes, dtype=object)[node])
+        year = _node_codes(h)[node]
         one_insats &= ~_inner(h)[node]
     else:
         ys = [y for y in table.scope.get("years", "").split(",") if y]
@@ -579,72 +603,144 @@ def _coordinates(table: Table, dims: list[str]) -> list[np.ndarray]:
         if not own:
             out.append(np.full(table.size, "*", dtype=object))
             continue
-        h = table.hierarchies[own[0]]
-        star = (np.asarray(h.parents) < 0) & _inner(h)
-        code = np.where(star, "*", np.asarray(h.codes, dtype=object))
-        out.append(code[table.nodes[:, table.dims.index(own[0])]])
+        out.append(_node_codes(table.hierarchies[own[0]])[table.nodes[:, table.dims.index(own[0])]])
     return out
 
 
-def _factorise(columns: list[np.ndarray]) -> tuple[np.ndarray, int]:
-    """One id per distinct row of the columns."""
-    codes = []
-    radix = 1
-    for c in columns:
-        k, uniq = pd.factorize(c, sort=False)
-        codes.append((k.astype(np.int64), max(len(uniq), 1)))
-        radix *= max(len(uniq), 1)
-    if radix < 2**62:
-        key = np.zeros(len(columns[0]), np.int64)
-        for k, size in codes:
-            key = key * size + k
-        ids, uniq = pd.factorize(key, sort=False)
-        return ids.astype(np.int64), len(uniq)
-    mat = np.stack([k for k, _ in codes], axis=1)  # pragma: no cover - very many distinct codes
-    _, ids = np.unique(mat, axis=0, return_inverse=True)
-    return ids.ravel().astype(np.int64), int(ids.max()) + 1
+@dataclass
+class _Space:
+    """Every distinct cell of the releases: its coordinates as codes (population, unit class,
+    year, then one column per dimension), a lookup from coordinates to the cell, and per
+    dimension the hierarchy over its codes."""
+
+    names: list[str]
+    vocab: list[np.ndarray]
+    codes: np.ndarray
+    strides: np.ndarray
+    keys: pd.Index
+    parent: dict[int, np.ndarray]
+    child_ptr: dict[int, np.ndarray]
+    child: dict[int, np.ndarray]
+    star: dict[int, int]
+
+    @property
+    def size(self) -> int:
+        return len(self.codes)
+
+    def lookup(self, codes: np.ndarray) -> np.ndarray:
+        """The cell with these coordinates (rows of codes), -1 where no release shows one."""
+        if not len(codes):
+            return np.zeros(0, np.int64)
+        return self.keys.get_indexer(codes @ self.strides).astype(np.int64)
+
+    def ancestors(self, col: int, ids: np.ndarray) -> np.ndarray:
+        """Per code its chain up to the top (self first) as a padded matrix (-1 pads)."""
+        par = self.parent[col]
+        out = [ids]
+        cur = ids
+        while (cur >= 0).any():
+            cur = np.where(cur >= 0, par[np.maximum(cur, 0)], -1)
+            if not (cur >= 0).any():
+                break
+            out.append(cur)
+        return np.stack(out, axis=1)
 
 
-def _identify(tables: list[Table]) -> tuple[list[np.ndarray], int, list[list[np.ndarray]], list[str]]:
-    """Global cell ids over all releases: cells with the same population, unit class, year
-    and coordinates are one cell. Returns ids per table, their number, the coordinate columns
-    (for the report) and the dimension names."""
+def _identify(tables: list[Table]) -> tuple[list[np.ndarray], _Space]:
+    """Global cells over all releases: the same population, unit class, year and coordinates
+    are one cell. A persons and an insatser cell that differ in value (the same insats from two
+    kommuner) stay two cells; two releases that disagree otherwise are refused."""
     dims = sorted({_GEO.get(d, d) for t in tables for d in t.dims} - {"year"})
+    names = ["population", "unit", "year", *dims]
     cols = [_coordinates(t, dims) for t in tables]
-    merged = [np.concatenate([c[j] for c in cols]) for j in range(len(dims) + 3)]
-    ids, n = _factorise(merged)
+    merged = [np.concatenate([c[j] for c in cols]) for j in range(len(names))]
     value = np.concatenate([t.cells["value"].to_numpy(dtype=np.int64) for t in tables])
-    lo = np.full(n, np.iinfo(np.int64).max)
-    hi = np.full(n, np.iinfo(np.int64).min)
-    np.minimum.at(lo, ids, value)
-    np.maximum.at(hi, ids, value)
-    clash = lo[ids] != hi[ids]
+
+    def number(columns: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+        codes, vocab = [], []
+        for c in columns:
+            k, uniq = pd.factorize(c, sort=False)
+            codes.append(k.astype(np.int64))
+            vocab.append(np.asarray(uniq, dtype=object))
+        sizes = np.array([max(len(v), 1) for v in vocab], dtype=object)
+        if int(np.prod(sizes)) >= 2**62:  # pragma: no cover - needs billions of distinct codes
+            raise PolicyError("too many distinct coordinates for one audit")
+        strides = np.ones(len(sizes), np.int64)
+        for j in range(len(sizes) - 2, -1, -1):
+            strides[j] = strides[j + 1] * int(sizes[j + 1])
+        mat = np.stack(codes, axis=1)
+        return mat, vocab, strides, mat @ strides
+
+    mat, vocab, strides, key = number(merged)
+    ids, uniq = pd.factorize(key, sort=False)
+    clash = _disagree(ids, len(uniq), value)
     if clash.any():
-        # a persons and an insatser cell that differ (the same insats from two kommuner) are
-        # two cells: keep the unit in their key
         units = np.concatenate([np.full(t.size, t.unit, dtype=object) for t in tables])
-        merged[1] = np.where(clash, units, merged[1])
-        ids, n = _factorise(merged)
-        lo = np.full(n, np.iinfo(np.int64).max)
-        hi = np.full(n, np.iinfo(np.int64).min)
-        np.minimum.at(lo, ids, value)
-        np.maximum.at(hi, ids, value)
-        if (lo[ids] != hi[ids]).any():
+        merged[_UNIT] = np.where(clash, units, merged[_UNIT])
+        mat, vocab, strides, key = number(merged)
+        ids, uniq = pd.factorize(key, sort=False)
+        if _disagree(ids, len(uniq), value).any():
             raise PolicyError(
                 Problem("cellkey_clash", "two releases disagree on the true value of a shared cell")
             )
+    ids = ids.astype(np.int64)
+    first = np.full(len(uniq), -1, np.int64)
+    first[ids[::-1]] = np.arange(len(ids))[::-1]
+    parent: dict[int, np.ndarray] = {}
+    child_ptr: dict[int, np.ndarray] = {}
+    child: dict[int, np.ndarray] = {}
+    for j in range(3, len(names)):
+        index = pd.Index(vocab[j])
+        par = np.full(len(vocab[j]), -1, np.int64)
+        known = np.zeros(len(vocab[j]), bool)
+        for t in tables:  # a handful of tables; the first that shows a code gives its parent
+            for d in t.dims:
+                if _GEO.get(d, d) != names[j]:
+                    continue
+                h = t.hierarchies[d]
+                code = index.get_indexer(_node_codes(h))
+                hp = np.asarray(h.parents)
+                pc = np.where(hp >= 0, code[np.maximum(hp, 0)], -1)
+                fresh = (code >= 0) & ~known[np.maximum(code, 0)]
+                par[code[fresh]] = pc[fresh]
+                known[code[fresh]] = True
+        parent[j] = par
+        order = np.argsort(par, kind="stable")
+        order = order[par[order] >= 0]
+        child[j] = order
+        child_ptr[j] = np.concatenate([[0], np.cumsum(np.bincount(par[par >= 0], minlength=len(par)))])
+    space = _Space(
+        names=names,
+        vocab=vocab,
+        codes=mat[first],
+        strides=strides,
+        keys=pd.Index(uniq),
+        parent=parent,
+        child_ptr=child_ptr,
+        child=child,
+        star={j: int(pd.Index(vocab[j]).get_indexer(["*"])[0]) for j in range(3, len(names))},
+    )
     out, start = [], 0
     for t in tables:
         out.append(ids[start : start + t.size])
         start += t.size
-    return out, n, cols, dims
+    return out, space
+
+
+def _disagree(ids: np.ndarray, n: int, value: np.ndarray) -> np.ndarray:
+    lo = np.full(n, np.iinfo(np.int64).max)
+    hi = np.full(n, np.iinfo(np.int64).min)
+    np.minimum.at(lo, ids, value)
+    np.maximum.at(hi, ids, value)
+    return lo[ids] != hi[ids]
 
 
 def _constraints(tables: list[Table], ids: list[np.ndarray], n: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Every relation of every table over the global cells: equations ``A_eq x = 0`` (sums)
     and inequalities ``A_ub x <= 0`` (a union's parent within [largest child, sum of
     children]; disjoint children summing to at most their parent)."""
-    eq_r, eq_c, eq_v, ub_r, ub_c, ub_v = [], [], [], [], [], []
+    eq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    ub: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     n_eq = n_ub = 0
     for t, gid in zip(tables, ids, strict=True):
         rel = t.relations
@@ -661,70 +757,466 @@ def _constraints(tables: list[Table], ids: list[np.ndarray], n: int) -> tuple[sp
             row_of = np.full(rel.size, -1, np.int64)
             row_of[sel] = base + np.arange(len(sel))
             cs = np.flatnonzero(rel.kind[of_child] == kind)
-            r = np.concatenate([row_of[sel], row_of[of_child[cs]]])
-            c = np.concatenate([pg[sel], cg[cs]])
-            v = np.concatenate([np.full(len(sel), sign), np.full(len(cs), -sign)])
+            triplet = (
+                np.concatenate([row_of[sel], row_of[of_child[cs]]]),
+                np.concatenate([pg[sel], cg[cs]]),
+                np.concatenate([np.full(len(sel), sign), np.full(len(cs), -sign)]),
+            )
             if kind == SUM:
-                eq_r.append(r), eq_c.append(c), eq_v.append(v)
+                eq.append(triplet)
                 n_eq += len(sel)
                 continue
-            ub_r.append(r), ub_c.append(c), ub_v.append(v)
+            ub.append(triplet)
             n_ub += len(sel)
             if kind == UNION:  # every child <= its parent
                 rows = n_ub + np.arange(len(cs))
-                ub_r.append(np.concatenate([rows, rows]))
-                ub_c.append(np.concatenate([cg[cs], pg[of_child[cs]]]))
-                ub_v.append(np.concatenate([np.ones(len(cs)), -np.ones(len(cs))]))
+                ub.append(
+                    (
+                        np.concatenate([rows, rows]),
+                        np.concatenate([cg[cs], pg[of_child[cs]]]),
+                        np.concatenate([np.ones(len(cs)), -np.ones(len(cs))]),
+                    )
+                )
                 n_ub += len(cs)
 
-    def build(r: list, c: list, v: list, m: int) -> sp.csr_matrix:
-        if not r:
+    def build(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], m: int) -> sp.csr_matrix:
+        if not parts:
             return sp.csr_matrix((0, n))
-        return sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))), shape=(m, n))
+        r, c, v = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        return sp.csr_matrix((v, (r, c)), shape=(m, n))
 
-    return build(eq_r, eq_c, eq_v, n_eq), build(ub_r, ub_c, ub_v, n_ub)
+    return build(eq, n_eq), build(ub, n_ub)
 
 
-def _solve(
-    c: np.ndarray, a_ub: sp.csr_matrix, a_eq: sp.csr_matrix, lb: np.ndarray, ub: np.ndarray
+# ---------------------------------------------------------------------------------------------
+# proofs: feasible tables as deviations from the true one
+
+
+@dataclass
+class _Problem:
+    """The attacker's feasible set as deviations ``z`` from the true table ``x*``:
+    ``A_eq z = 0``, ``A_ub z <= slack`` and ``-room_down <= z <= room_up``."""
+
+    a_eq: sp.csr_matrix
+    a_ub: sp.csr_matrix
+    slack: np.ndarray
+    room_up: np.ndarray
+    room_down: np.ndarray
+
+
+def _steps(prob: _Problem, y: sp.csc_matrix) -> np.ndarray:
+    """Per column of ``y`` (a direction) the largest ``t`` with ``t * y`` feasible (0 when it
+    breaks an equation): a ratio test over every relation and bound, one sparse product."""
+    k = y.shape[1]
+    t = np.full(k, np.inf)
+    tol = 1e-9
+    if prob.a_eq.shape[0]:
+        r = (prob.a_eq @ y).tocoo()
+        t[r.col[np.abs(r.data) > tol]] = 0.0
+    if prob.a_ub.shape[0]:
+        r = (prob.a_ub @ y).tocoo()
+        pos = r.data > tol
+        np.minimum.at(t, r.col[pos], prob.slack[r.row[pos]] / r.data[pos])
+    c = y.tocoo()
+    up = c.data > 0
+    np.minimum.at(t, c.col[up], prob.room_up[c.row[up]] / c.data[up])
+    np.minimum.at(t, c.col[~up], prob.room_down[c.row[~up]] / -c.data[~up])
+    return np.maximum(t, 0.0)
+
+
+def _apply(y: sp.csc_matrix, t: np.ndarray, reach_up: np.ndarray, reach_down: np.ndarray) -> None:
+    """Every feasible deviation ``t * y`` shows how far each cell it moves can go."""
+    c = y.tocoo()
+    step = c.data * np.where(np.isfinite(t), t, 0.0)[c.col]
+    np.maximum.at(reach_up, c.row, step)
+    np.minimum.at(reach_down, c.row, step)
+
+
+def _ragged(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``rows`` the positions ``ptr[r]..ptr[r+1]``: (owner, position), vectorised."""
+    cnt = ptr[rows + 1] - ptr[rows]
+    owner = np.repeat(np.arange(len(rows)), cnt)
+    starts = np.repeat(ptr[rows] - (np.cumsum(cnt) - cnt), cnt)
+    return owner, starts + np.arange(int(cnt.sum()))
+
+
+def _with(space: _Space, base: np.ndarray, col: int, code: np.ndarray) -> np.ndarray:
+    """Cells with the coordinates ``base`` but ``code`` in column ``col`` (any unit class);
+    where no release shows one, the nearest shown margin (other dimensions at their total,
+    one after the other): the cell whose room a choice along ``col`` is judged by."""
+    rows = base.copy()
+    rows[:, col] = code
+    found = np.full(len(rows), -1, np.int64)
+    for d in [None, *(j for j in range(3, len(space.names)) if j != col)]:
+        miss = np.flatnonzero(found < 0)
+        if not len(miss):
+            break
+        if d is not None:
+            if space.star[d] < 0:
+                continue
+            rows[miss, d] = space.star[d]
+        for u in range(len(space.vocab[_UNIT])):
+            rows[miss, _UNIT] = u
+            hit = space.lookup(rows[miss])
+            found[miss] = np.where(found[miss] >= 0, found[miss], hit)
+    return found
+
+
+def _descend(
+    space: _Space, base: np.ndarray, col: int, start: np.ndarray, room: np.ndarray
+) -> list[np.ndarray]:
+    """From each ``start`` code down to a leaf, each step to the child whose cell (``base``
+    with that code) has the most ``room``: the path a deviation takes below a margin."""
+    path = [start]
+    cur = start.copy()
+    ptr, kids = space.child_ptr[col], space.child[col]
+    for _ in range(32):  # hierarchies are a few levels deep
+        inner = np.flatnonzero((cur >= 0) & (ptr[np.maximum(cur, 0) + 1] > ptr[np.maximum(cur, 0)]))
+        if not len(inner):
+            break
+        owner, pos = _ragged(ptr, cur[inner])
+        code = kids[pos]
+        cell = _with(space, base[inner][owner], col, code)
+        score = np.where(cell >= 0, room[np.maximum(cell, 0)], -1.0)
+        best = np.lexsort((-score, owner))
+        first = np.searchsorted(owner[best], np.arange(len(inner)))
+        nxt = np.full(len(cur), -1, np.int64)
+        nxt[inner] = code[best[first]]
+        path.append(nxt)
+        cur = nxt
+    return path
+
+
+def _leaves(
+    space: _Space, base: np.ndarray, room: np.ndarray, cols: Sequence[int] | None = None
 ) -> np.ndarray:
+    """``base`` with each code of ``cols`` (default every dimension) taken down to a leaf,
+    each step to the child whose cell has the most ``room``."""
+    out = base.copy()
+    for j in range(3, len(space.names)) if cols is None else cols:
+        down = _descend(space, base, j, base[:, j], room)
+        leaf = down[-1].copy()
+        for lvl in down[::-1]:
+            leaf = np.where(leaf >= 0, leaf, lvl)
+        out[:, j] = leaf
+    return out
+
+
+def _plain(space: _Space, leaf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of ``leaf`` (one row of leaf codes each) with all their margins: every
+    combination of the codes on the paths to the top, in every unit class. Moving them all
+    by the same amount keeps every sum of every table. Returns (row of ``leaf``, cell)."""
+    owner = np.arange(len(leaf))
+    key = leaf @ space.strides  # a cell's key changes by (new code - old) * stride per column
+    for j in range(3, len(space.names)):
+        path = space.ancestors(j, leaf[:, j])
+        ptr = np.concatenate([[0], np.cumsum((path >= 0).sum(axis=1))])
+        flat = path[path >= 0]  # each row is a prefix of codes, then -1s
+        e_own, pos = _ragged(ptr, owner)
+        owner = owner[e_own]
+        key = key[e_own] + (flat[pos] - leaf[owner, j]) * space.strides[j]
+    cells, rows = [], []
+    shift = leaf[owner, _UNIT] * space.strides[_UNIT]
+    for u in range(len(space.vocab[_UNIT])):
+        hit = space.keys.get_indexer(key - shift + u * space.strides[_UNIT]).astype(np.int64)
+        ok = hit >= 0
+        cells.append(hit[ok])
+        rows.append(owner[ok])
+    return np.concatenate(rows), np.concatenate(cells)
+
+
+def _siblings(
+    space: _Space, base: np.ndarray, j: int, room: np.ndarray, rank: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Siblings along column ``j`` of each row of ``base``, those ranked ``rank`` to
+    ``rank + width - 1`` by the room of their cell: (row, sibling code)."""
+    own = base[:, j]
+    par = space.parent[j][own]
+    has = np.flatnonzero(par >= 0)
+    if not len(has):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    owner, pos = _ragged(space.child_ptr[j], par[has])
+    sib = space.child[j][pos]
+    keep = sib != own[has][owner]
+    owner, sib = owner[keep], sib[keep]
+    cell = _with(space, base[has][owner], j, sib)
+    score = np.where(cell >= 0, room[np.maximum(cell, 0)], -1.0)
+    order = np.lexsort((-score, owner))
+    owner, sib = owner[order], sib[order]
+    start = np.searchsorted(owner, np.arange(len(has)))
+    r = np.arange(len(owner)) - start[owner]
+    pick = (r >= rank) & (r < rank + width)
+    return has[owner[pick]], sib[pick]
+
+
+def _candidates(
+    space: _Space,
+    cells: np.ndarray,
+    sigma: float,
+    prob: _Problem,
+    rank: int = 0,
+    width: int = 2,
+    cube: int = 2,
+    descents: bool = False,
+) -> tuple[sp.csc_matrix, np.ndarray]:
+    """Candidate deviations that move each cell by ``sigma`` (+1 up, -1 down), as columns,
+    and the cell each one is for. Each is a signed sum of *corners*: a cell with all its
+    margins (per dimension the path from a leaf to the top; a margin code goes down to the
+    child with the most room), which keeps every sum of every table. The corners of one
+    candidate share their paths except where they differ, so their common margins cancel:
+
+    * the cell alone (its margins up to the grand total move with it);
+    * against a partner: the cell with one code replaced by a sibling moves the other way,
+      and the margins they share stay put;
+    * a square: along two dimensions the cell, two partners and the opposite corner (+ - - +),
+      the classic hypercube move, which leaves every margin of the two lines as it was.
+
+    Unions, disjoint sets and bounds are left to the ratio test. Siblings are ranked by the
+    room of their cell: ``rank`` and ``width`` choose the partners, ``cube`` the second
+    dimension's partners of a square; ``descents`` adds the cell moved through each child of
+    a margin code (not only the roomiest).
+    """
+    base = space.codes[cells]
+    room_same = prob.room_up if sigma > 0 else prob.room_down
+    room_other = prob.room_down if sigma > 0 else prob.room_up
+    leaf = _leaves(space, base, room_same)
+    dims = list(range(3, len(space.names)))
+    cell_of = np.arange(len(cells))
+    if descents:
+        # every child of a margin code as another way down (with every partner and square)
+        more_cell, more_leaf = [cell_of], [leaf]
+        for j in dims:
+            own = base[:, j]
+            inner = np.flatnonzero(space.child_ptr[j][own + 1] > space.child_ptr[j][own])
+            owner, pos = _ragged(space.child_ptr[j], own[inner])
+            coords = base[inner][owner].copy()
+            coords[:, j] = space.child[j][pos]
+            alt = leaf[inner][owner].copy()
+            alt[:, j] = _leaves(space, coords, room_same, [j])[:, j]
+            more_cell.append(inner[owner])
+            more_leaf.append(alt)
+        cell_of = np.concatenate(more_cell)
+        leaf = np.concatenate(more_leaf)
+        base = base[cell_of]
+    corners: list[np.ndarray] = []  # leaf codes of each corner
+    corner_cand: list[np.ndarray] = []
+    corner_sign: list[np.ndarray] = []
+    target: list[np.ndarray] = []
+    n_cand = 0
+
+    def add(rows: np.ndarray, parts: list[tuple[np.ndarray, float]]) -> None:
+        nonlocal n_cand
+        ids = n_cand + np.arange(len(rows))
+        for coords, sign in parts:
+            corners.append(coords)
+            corner_cand.append(ids)
+            corner_sign.append(np.full(len(rows), sign))
+        target.append(cells[cell_of[rows]])
+        n_cand += len(rows)
+
+    def partner_leaf(rows: np.ndarray, j: int, code: np.ndarray, room: np.ndarray) -> np.ndarray:
+        coords = base[rows].copy()
+        coords[:, j] = code
+        return _leaves(space, coords, room, [j])[:, j]
+
+    if rank == 0:
+        add(np.arange(len(base)), [(leaf, 1.0)])
+    sibs = {}
+    for j in dims:
+        rows, sib = _siblings(space, base, j, room_other, rank, width)
+        sibs[j] = (rows, partner_leaf(rows, j, sib, room_other))
+        if not len(rows):
+            continue
+        partner = leaf[rows].copy()
+        partner[:, j] = sibs[j][1]
+        add(rows, [(leaf[rows], 1.0), (partner, -1.0)])
+    for a_i, j1 in enumerate(dims):
+        rows1, leaf1 = sibs[j1]
+        for j2 in dims[a_i + 1 :]:
+            rows2, sib2 = _siblings(space, base, j2, room_other, 0, cube)
+            if not len(rows1) or not len(rows2):
+                continue
+            leaf2 = partner_leaf(rows2, j2, sib2, room_other)
+            order2 = np.argsort(rows2, kind="stable")
+            rows2, leaf2 = rows2[order2], leaf2[order2]
+            lo = np.searchsorted(rows2, rows1, side="left")
+            cnt = np.searchsorted(rows2, rows1, side="right") - lo
+            owner, pos = _ragged(np.concatenate([[0], np.cumsum(cnt)]), np.arange(len(rows1)))
+            pos = pos - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
+            if not len(owner):
+                continue
+            rows = rows1[owner]
+            c0 = leaf[rows]
+            c1 = c0.copy()
+            c1[:, j1] = leaf1[owner]
+            c2 = c0.copy()
+            c2[:, j2] = leaf2[pos]
+            c12 = c1.copy()
+            c12[:, j2] = leaf2[pos]
+            add(rows, [(c0, 1.0), (c1, -1.0), (c2, -1.0), (c12, 1.0)])
+    if not n_cand:
+        return sp.csc_matrix((space.size, 0)), np.zeros(0, np.int64)
+    cand = np.concatenate(corner_cand)
+    sign = np.concatenate(corner_sign)
+    own, cell = _plain(space, np.concatenate(corners))
+    y = sp.csc_matrix((sign[own] * sigma, (cell, cand[own])), shape=(space.size, n_cand))
+    y.sum_duplicates()
+    y.eliminate_zeros()
+    return y, np.concatenate(target)
+
+
+def _keeps_sums(prob: _Problem, y: sp.csc_matrix) -> np.ndarray:
+    """Columns that keep every equation (all do by construction, unless two tables disagree
+    on a hierarchy)."""
+    keep = np.ones(y.shape[1], bool)
+    if prob.a_eq.shape[0]:
+        r = (prob.a_eq @ y).tocoo()
+        keep[r.col[np.abs(r.data) > 1e-9]] = False
+    return keep
+
+
+def _combine(
+    prob: _Problem,
+    y: sp.csc_matrix,
+    target: np.ndarray,
+    keep: np.ndarray,
+    cells: np.ndarray,
+    sigma: float,
+    need: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell the best combination ``y @ lam`` (``lam >= 0``) of its candidate deviations,
+    for a batch of cells in one LP of independent blocks (each with its own copy of the
+    relations it touches): the optimum mixes partial moves (one unit through a margin with
+    room, the next against a partner, a third through another age band). Returns how far
+    up and down the batch's solutions (a feasible table each) move every cell."""
+    blocks, rhs, objs, parts = [], [], [], []
+    for cell, nd in zip(cells, need, strict=True):
+        cols = np.flatnonzero((target == cell) & keep)
+        if not len(cols):
+            continue
+        yc = y[:, cols].tocsr()
+        touched = np.flatnonzero(np.diff(yc.indptr) > 0)
+        yt = yc[touched]
+        rows = [yt, -yt]
+        b = [prob.room_up[touched], prob.room_down[touched]]
+        if prob.a_ub.shape[0]:
+            ay = (prob.a_ub @ yc).tocsr()
+            hit = np.flatnonzero(np.diff(ay.indptr) > 0)
+            rows.append(ay[hit])
+            b.append(prob.slack[hit])
+        own = (yc[cell] * sigma).toarray().ravel()
+        rows.append(sp.csr_matrix(own))  # no further than the need
+        b.append(np.array([nd]))
+        blocks.append(sp.vstack(rows).tocsr())
+        rhs.append(np.concatenate(b))
+        objs.append(-own)
+        parts.append(yc)
+    z = np.zeros(prob.room_up.shape[0])
+    if not blocks:
+        return z, z
     res = linprog(
-        c,
-        A_ub=a_ub if a_ub.shape[0] else None,
-        b_ub=np.zeros(a_ub.shape[0]) if a_ub.shape[0] else None,
-        A_eq=a_eq if a_eq.shape[0] else None,
-        b_eq=np.zeros(a_eq.shape[0]) if a_eq.shape[0] else None,
-        bounds=np.stack([lb, ub], axis=1),
+        np.concatenate(objs),
+        A_ub=sp.block_diag(blocks, format="csr"),
+        b_ub=np.concatenate(rhs),
+        bounds=(0, None),
         method="highs",
     )
-    if res.status != 0 or res.x is None:  # the true table is feasible: anything else is a defect
+    if res.status != 0 or res.x is None:  # lam = 0 is feasible: anything else is a solver failure
+        return z, z
+    start = 0
+    up, down = z.copy(), z.copy()
+    for yc in parts:
+        k = yc.shape[1]
+        move = np.asarray(yc @ res.x[start : start + k]).ravel()
+        start += k
+        np.maximum(up, move, out=up)
+        np.minimum(down, move, out=down)
+    return up, down
+
+
+def _ball(rows_of: sp.csc_matrix, vars_of: sp.csr_matrix, cell: int, size: int) -> np.ndarray:
+    """Cells a few relations away from ``cell``, breadth first, whole layers while they fit
+    (then the rest of a layer in order), at most ``size``."""
+    seen = np.zeros(rows_of.shape[1], bool)
+    seen[cell] = True
+    count, frontier = 1, np.array([cell])
+    while len(frontier) and count < size:
+        rows = np.unique(rows_of[:, frontier].indices)
+        nxt = np.unique(vars_of[rows].indices) if len(rows) else np.zeros(0, np.int64)
+        nxt = nxt[~seen[nxt]][: size - count]
+        seen[nxt] = True
+        count += len(nxt)
+        frontier = nxt
+    return np.flatnonzero(seen)
+
+
+def _local_lp(
+    prob: _Problem, rows_eq: np.ndarray, rows_ub: np.ndarray, cols: np.ndarray, cell: int, sigma: float
+) -> tuple[np.ndarray, float]:
+    """Move ``cell`` as far as it goes over the cells ``cols`` and the given relations."""
+    c = np.zeros(len(cols))
+    k = int(np.searchsorted(cols, cell))
+    c[k] = -sigma
+    a_eq = prob.a_eq[rows_eq][:, cols]
+    a_ub = prob.a_ub[rows_ub][:, cols]
+    res = linprog(
+        c,
+        A_ub=a_ub if len(rows_ub) else None,
+        b_ub=prob.slack[rows_ub] if len(rows_ub) else None,
+        A_eq=a_eq if len(rows_eq) else None,
+        b_eq=np.zeros(len(rows_eq)) if len(rows_eq) else None,
+        bounds=np.stack([-prob.room_down[cols], prob.room_up[cols]], axis=1),
+        method="highs",
+    )
+    if res.status != 0 or res.x is None:  # z = 0 is feasible: anything else is a solver failure
+        raise RuntimeError(f"the attacker's linear programme did not solve: {res.message}")
+    return np.asarray(res.x), float(sigma * res.x[k])
+
+
+def _touching(a: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+    return np.unique(a[:, cols].tocoo().row) if a.shape[0] else np.zeros(0, np.int64)
+
+
+def _restricted(prob: _Problem, free: np.ndarray, cell: int, sigma: float) -> np.ndarray:
+    """Every cell outside ``free`` at its true value: any solution is a feasible table."""
+    z, _ = _local_lp(prob, _touching(prob.a_eq, free), _touching(prob.a_ub, free), free, cell, sigma)
+    return z
+
+
+def _relaxed(prob: _Problem, near: np.ndarray, cell: int, sigma: float) -> float:
+    """Only the relations touching ``near`` (their other cells free within their bounds): a
+    larger feasible set, so its optimum bounds how far the attacker lets ``cell`` move."""
+    rows_eq, rows_ub = _touching(prob.a_eq, near), _touching(prob.a_ub, near)
+    cols = np.union1d(
+        near,
+        np.concatenate([prob.a_eq[rows_eq].indices, prob.a_ub[rows_ub].indices]).astype(np.int64),
+    )
+    _, reach = _local_lp(prob, rows_eq, rows_ub, cols, cell, sigma)
+    return max(reach, 0.0)
+
+
+def _exact(prob: _Problem, comp: np.ndarray, cell: int, sigma: float) -> np.ndarray:
+    """The deviation that moves ``cell`` as far as it goes (by ``sigma``) over its whole
+    connected component: the attacker's exact bound (interior point: the simplex stalls on
+    these degenerate problems)."""
+    a_eq = prob.a_eq[:, comp]
+    a_ub = prob.a_ub[:, comp]
+    r_eq = np.flatnonzero(np.diff(a_eq.tocsr().indptr) > 0)
+    r_ub = np.flatnonzero(np.diff(a_ub.tocsr().indptr) > 0)
+    c = np.zeros(len(comp))
+    c[int(np.searchsorted(comp, cell))] = -sigma
+    res = linprog(
+        c,
+        A_ub=a_ub[r_ub] if len(r_ub) else None,
+        b_ub=prob.slack[r_ub] if len(r_ub) else None,
+        A_eq=a_eq[r_eq] if len(r_eq) else None,
+        b_eq=np.zeros(len(r_eq)) if len(r_eq) else None,
+        bounds=np.stack([-prob.room_down[comp], prob.room_up[comp]], axis=1),
+        method="highs-ipm" if len(comp) > 2000 else "highs",
+    )
+    if res.status != 0 or res.x is None:  # z = 0 is feasible: anything else is a solver failure
         raise RuntimeError(f"the attacker's linear programme did not solve: {res.message}")
     return np.asarray(res.x)
-
-
-def _batch(
-    up: bool,
-    cand: np.ndarray,
-    goal: np.ndarray,
-    a_eq: sp.csr_matrix,
-    a_ub: sp.csr_matrix,
-    lb: np.ndarray,
-    ub: np.ndarray,
-) -> np.ndarray:
-    """One LP that pushes every candidate cell towards its goal at once (each capped at its
-    goal, so no cell takes more room than it needs); its solution is a feasible table."""
-    n, m = len(lb), len(cand)
-    sel = sp.csr_matrix((np.ones(m), (np.arange(m), cand)), shape=(m, n))
-    eye = sp.identity(m, format="csr")
-    # up: y - x_c <= 0, y <= goal, maximise sum y; down: x_c - y <= 0, y >= goal, minimise sum y
-    link = sp.hstack([-sel, eye]) if up else sp.hstack([sel, -eye])
-    a_ub2 = sp.vstack([sp.hstack([a_ub, sp.csr_matrix((a_ub.shape[0], m))]), link]).tocsr()
-    a_eq2 = sp.hstack([a_eq, sp.csr_matrix((a_eq.shape[0], m))]).tocsr()
-    y_lb = lb[cand] if up else goal
-    y_ub = goal if up else ub[cand]
-    c = np.concatenate([np.zeros(n), np.full(m, -1.0 if up else 1.0)])
-    x = _solve(c, a_ub2, a_eq2, np.concatenate([lb, y_lb]), np.concatenate([ub, y_ub]))
-    return x[:n]
 
 
 def audit(
@@ -733,8 +1225,10 @@ def audit(
     rules_threshold: int | FrequencyRule,
     *,
     require_lower: bool = True,
-    rounds: int = 4,
-    max_exact: int = 2000,
+    rounds: int = 1,
+    combine_width: int = 6,
+    neighbourhoods: Sequence[int] = (300, 3000),
+    max_exact: int = 10,
 ) -> CellKeyAudit:
     """Attack every release at once and check that each small cell's bounds stay wide.
 
@@ -757,10 +1251,24 @@ def audit(
       method shows that such a cell is not empty. ``require_lower=False`` checks the upper
       protection only and still reports these cells (``lower_ok``).
 
-    Proofs are feasible tables: LPs that push every unproven cell to its goal at once (a few
-    rounds), then per remaining cell the exact LP over its connected component (at most
-    ``max_exact``; beyond, a cell counts as failed, "not proven"). A cell whose own feasible
-    counts already miss the goal fails without an LP (its attacker interval is at most that).
+    What the attacker can do is proven, cell by cell, from both sides, cheapest first:
+
+    1. a cell whose own feasible counts miss the need fails (no table does better);
+    2. candidate deviations for all cells at once (the cell with its margins, against a
+       sibling, or a hypercube square; see :func:`_candidates`), each checked by one sparse
+       ratio test: a feasible deviation that moves the cell far enough proves it;
+    3. for the rest, many more candidates (every sibling, every way down from a margin),
+       first on their own, then combined by small LPs (``combine_width`` siblings per
+       dimension);
+    4. for the rest, LPs over a neighbourhood of each cell (``neighbourhoods``: cells a few
+       relations away): with every other cell at its true value a solution is a feasible
+       table (it proves the cell can move); with every relation outside it dropped the optimum
+       bounds what the attacker can do (it proves the cell cannot);
+    5. for at most ``max_exact`` cells still open, the exact LP over the connected component
+       (interior point; seconds on a register-scale year).
+
+    A cell still open counts as failed ("not proven"): every pass is proven, and every other
+    failure is a real one. ``rounds`` repeats step 2 with the next siblings by room.
     """
     started = time.perf_counter()
     t_req = int(rules_threshold.threshold if isinstance(rules_threshold, FrequencyRule) else rules_threshold)
@@ -778,7 +1286,8 @@ def audit(
                 Problem("cellkey_release", f"table '{t.name}': one whole published value per cell is needed")
             )
         published.append(p.astype(np.int64))
-    ids, n, coords, dims = _identify(tables)
+    ids, space = _identify(tables)
+    n = space.size
 
     lb = np.zeros(n, np.int64)
     ub = np.full(n, np.iinfo(np.int64).max)
@@ -786,7 +1295,7 @@ def audit(
     persons = np.zeros(n, np.int64)
     structural = np.zeros(n, bool)
     pub_of = np.full(n, -1, np.int64)
-    first = np.full(n, -1, np.int64)  # (table, cell) of the first release showing the cell
+    first = np.full(n, -1, np.int64)  # position (over all releases) of the first showing
     seen_in = np.zeros(n, np.int64)
     holes = 0
     offsets = np.cumsum([0] + [t.size for t in tables])
@@ -811,127 +1320,173 @@ def audit(
         fresh = first[gid] < 0
         first[gid[fresh]] = offsets[k] + np.flatnonzero(fresh)
         np.add.at(seen_in, gid, 1)
-    if (lb > ub).any() or (value < lb).any() or (value > ub).any():
+    out_of_reach = (lb > ub) | (value < lb) | (value > ub)
+    if out_of_reach.any():
         raise PolicyError(
             Problem(
                 "cellkey_inconsistent",
                 "the releases do not come from these tables with this ptable "
-                f"({int(((value < lb) | (value > ub) | (lb > ub)).sum())} cell(s) out of reach)",
+                f"({int(out_of_reach.sum())} cell(s) out of reach)",
                 hint="a cell must get the same key (and so the same noise) in every release",
             )
         )
     lb[structural] = 0
     ub[structural] = 0
     a_eq, a_ub = _constraints(tables, ids, n)
-    lbf, ubf = lb.astype(np.float64), ub.astype(np.float64)
+    x = value.astype(np.float64)
+    prob = _Problem(
+        a_eq=a_eq,
+        a_ub=a_ub,
+        slack=np.maximum(-(a_ub @ x), 0.0) if a_ub.shape[0] else np.zeros(0),
+        room_up=ub - x,
+        room_down=x - lb,
+    )
 
     sensitive = (persons >= 1) & (persons < t_req) & ~structural
-    goal_up = (value + np.maximum(1, t_req - persons)).astype(np.float64)
-    goal_down = (value - 1).astype(np.float64)
-    reach_up = value.astype(np.float64)
-    reach_down = value.astype(np.float64)
-    exact_up = np.zeros(n, bool)
-    exact_down = np.zeros(n, bool)
-    # the cell's own feasible counts bound what any attacker table can do
-    own_up = sensitive & (ubf < goal_up - _TOL)
-    own_down = sensitive & (lbf > goal_down + _TOL)
-    todo_up = sensitive & ~own_up
-    todo_down = sensitive & ~own_down & require_lower
-    lps = 0
-    for up in (True, False):
-        todo = todo_up if up else todo_down
-        goal = goal_up if up else goal_down
-        for _ in range(max(rounds, 0)):
-            cand = np.flatnonzero(todo)
-            if not len(cand):
-                break
-            x = _batch(up, cand, goal[cand], a_eq, a_ub, lbf, ubf)
-            lps += 1
-            np.maximum(reach_up, x, out=reach_up)
-            np.minimum(reach_down, x, out=reach_down)
-            done = reach_up >= goal - _TOL if up else reach_down <= goal + _TOL
-            progress = bool((todo & done).any())
-            todo &= ~done
-            if not progress:
-                break
+    need_up = np.maximum(1, t_req - persons).astype(np.float64)  # how far up the cell must go
+    need_down = np.ones(n)
+    reach_up = np.zeros(n)  # deviations proven feasible (x* + reach is a feasible value)
+    reach_down = np.zeros(n)
+    own_up = sensitive & (prob.room_up < need_up - _TOL)
+    own_down = sensitive & (prob.room_down < need_down - _TOL)
+    todo = {1.0: sensitive & ~own_up, -1.0: sensitive & ~own_down & require_lower}
 
-    # the rest: the exact optimum over the cell's component
-    rest = np.flatnonzero(todo_up | todo_down)
-    exact_done = 0
-    unproven = np.zeros(n, bool)
-    if len(rest):
-        m = sp.vstack([a_eq, a_ub]).tocsr()
-        pattern = (abs(m) > 0).astype(np.int8)
+    def proven(sigma: float) -> np.ndarray:
+        return reach_up >= need_up - _TOL if sigma > 0 else -reach_down >= need_down - _TOL
+
+    figures = {
+        "deviations": 0,
+        "deviations_valid": 0,
+        "combined_lps": 0,
+        "neighbourhood_lps": 0,
+        "exact_lps": 0,
+    }
+    for sigma in (1.0, -1.0):
+        for r in range(max(rounds, 0)):
+            cells = np.flatnonzero(todo[sigma] & ~proven(sigma))
+            if not len(cells):
+                break
+            for chunk in np.array_split(cells, max(1, len(cells) // 4000)):
+                y, _ = _candidates(space, chunk, sigma, prob, rank=2 * r)
+                if not y.shape[1]:
+                    continue
+                t = _steps(prob, y)
+                _apply(y, t, reach_up, reach_down)
+                figures["deviations"] += int(y.shape[1])
+                figures["deviations_valid"] += int((t > _TOL).sum())
+    # the rest: per cell the best combination of all its candidates (every sibling as a
+    # partner, every child of a margin code), a small LP each
+    for sigma in (1.0, -1.0):
+        cells = np.flatnonzero(todo[sigma] & ~proven(sigma))
+        if not len(cells):
+            continue
+        need = need_up if sigma > 0 else need_down
+        for chunk in np.array_split(cells, max(1, len(cells) // 200)):
+            y, target = _candidates(
+                space, chunk, sigma, prob, width=combine_width, cube=combine_width, descents=True
+            )
+            t = _steps(prob, y)  # one of them may do on its own
+            _apply(y, t, reach_up, reach_down)
+            figures["deviations"] += int(y.shape[1])
+            figures["deviations_valid"] += int((t > _TOL).sum())
+            keep = _keeps_sums(prob, y)
+            for batch in np.array_split(chunk, max(1, len(chunk) // 25)):
+                batch = batch[~proven(sigma)[batch]]
+                if not len(batch):
+                    continue
+                up, down = _combine(prob, y, target, keep, batch, sigma, need[batch])
+                figures["combined_lps"] += 1
+                np.maximum(reach_up, up, out=reach_up)
+                np.minimum(reach_down, down, out=reach_down)
+    # then per cell a neighbourhood (relations away from it): every other cell fixed at its
+    # true value gives a feasible table (a proof it can move); dropping every relation that
+    # does not touch the neighbourhood gives a bound (a proof it cannot)
+    bound_up = prob.room_up.copy()  # no feasible table moves a cell further than these
+    bound_down = prob.room_down.copy()
+    rows_of = vars_of = None
+    left = [(int(j), s) for s in (1.0, -1.0) for j in np.flatnonzero(todo[s] & ~proven(s))]
+    if left:
+        pattern = (abs(sp.vstack([a_eq, a_ub]).tocsr()) > 0).astype(np.int8)
+        rows_of, vars_of = pattern.tocsc(), pattern.tocsr()
+    for j, sigma in left:
+        need = float((need_up if sigma > 0 else need_down)[j])
+        for size in neighbourhoods:
+            free = _ball(rows_of, vars_of, j, size)
+            z = _restricted(prob, free, j, sigma)
+            figures["neighbourhood_lps"] += 1
+            np.maximum.at(reach_up, free, z)
+            np.minimum.at(reach_down, free, z)
+            if (reach_up[j] if sigma > 0 else -reach_down[j]) >= need - _TOL:
+                break
+            outer = _relaxed(prob, free, j, sigma)
+            figures["neighbourhood_lps"] += 1
+            if sigma > 0:
+                bound_up[j] = min(bound_up[j], outer)
+            else:
+                bound_down[j] = min(bound_down[j], outer)
+            if outer < need - _TOL:
+                break
+    # last: the exact optimum over the component, for a few
+    left = [
+        (j, s)
+        for s, bound, need in ((1.0, bound_up, need_up), (-1.0, bound_down, need_down))
+        for j in np.flatnonzero(todo[s] & ~proven(s) & (bound >= need - _TOL))
+    ]
+    if left and max_exact > 0:
+        pattern = (abs(sp.vstack([a_eq, a_ub]).tocsr()) > 0).astype(np.int8)
         graph = sp.bmat([[None, pattern.T], [pattern, None]], format="csr")
         _, label = connected_components(graph, directed=False)
         label = label[:n]
-        m_eq, m_ub = (abs(a_eq) > 0).tocsc(), (abs(a_ub) > 0).tocsc()
-        for lab in np.unique(label[rest]):  # one sub-problem per component holding such cells
-            comp = np.flatnonzero(label == lab)
-            sub_eq = a_eq[np.unique(m_eq[:, comp].indices)][:, comp]
-            sub_ub = a_ub[np.unique(m_ub[:, comp].indices)][:, comp]
-            for j in rest[label[rest] == lab]:
-                k = int(np.searchsorted(comp, j))
-                for up in (True, False):
-                    if not (todo_up if up else todo_down)[j]:
-                        continue
-                    if exact_done >= max_exact:
-                        unproven[j] = True
-                        continue
-                    c = np.zeros(len(comp))
-                    c[k] = -1.0 if up else 1.0
-                    x = _solve(c, sub_ub, sub_eq, lbf[comp], ubf[comp])
-                    lps += 1
-                    exact_done += 1
-                    reach_up[comp] = np.maximum(reach_up[comp], x)
-                    reach_down[comp] = np.minimum(reach_down[comp], x)
-                    (exact_up if up else exact_down)[j] = True
+        for j, sigma in left[:max_exact]:
+            comp = np.flatnonzero(label == label[j])
+            z = _exact(prob, comp, int(j), sigma)
+            figures["exact_lps"] += 1
+            np.maximum.at(reach_up, comp, z)
+            np.minimum.at(reach_down, comp, z)
+            if sigma > 0:
+                bound_up[j] = min(bound_up[j], max(z[np.searchsorted(comp, j)], 0.0))
+            else:
+                bound_down[j] = min(bound_down[j], max(-z[np.searchsorted(comp, j)], 0.0))
 
-    # what the attacker can do, as far as known: a reach when proven, else the exact or own bound
-    ok_up = reach_up >= goal_up - _TOL
-    ok_down = reach_down <= goal_down + _TOL
-    upper = np.where(ok_up | exact_up, reach_up, ubf)
-    lower = np.where(ok_down | exact_down, reach_down, lbf)
-    upper = np.where(own_up, ubf, upper)
-    lower = np.where(own_down, lbf, lower)
+    ok_up = reach_up >= need_up - _TOL
+    ok_down = -reach_down >= need_down - _TOL
+    bad_up = ~ok_up & (bound_up < need_up - _TOL)  # proven too narrow
+    bad_down = ~ok_down & (bound_down < need_down - _TOL)
+    unproven = sensitive & ((~ok_up & ~bad_up) | ((~ok_down & ~bad_down) & require_lower))
     ok = ok_up & (ok_down | (not require_lower))
+    # the attacker's interval as far as known: a proven reach where the need is met, else the
+    # best bound (own feasible counts, a relaxation or the exact optimum): it does no worse
+    upper = x + np.where(ok_up, reach_up, bound_up)
+    lower = x - np.where(ok_down, -reach_down, bound_down)
     sens = np.flatnonzero(sensitive)
-    where = first[sens]
-    tab_of = np.searchsorted(offsets, where, side="right") - 1
-    cell_of = where - offsets[tab_of]
-    coord_text = _coordinate_text(coords, dims, tab_of, cell_of)
+    tab_of = np.searchsorted(offsets, first[sens], side="right") - 1
+    cell_of = first[sens] - offsets[tab_of]
+    up_bad, down_bad = bad_up[sens], bad_down[sens] & require_lower
+    why = np.full(len(sens), "", dtype=object)
+    why = np.where(unproven[sens], "not proven", why)
     why = np.where(
-        ok[sens],
-        "",
-        np.where(
-            unproven[sens],
-            "not proven",
-            np.where(
-                ~ok_up[sens],
-                np.where(own_up[sens], "upper: own interval", "upper: relations"),
-                np.where(own_down[sens], "lower: own interval (not empty)", "lower: relations"),
-            ),
-        ),
+        down_bad, np.where(own_down[sens], "lower: own interval (not empty)", "lower: relations"), why
     )
+    why = np.where(up_bad, np.where(own_up[sens], "upper: own interval", "upper: relations"), why)
     cells = pd.DataFrame(
         {
             "table": np.asarray([tables[i].name for i in tab_of], dtype=object),
             "cell": cell_of.astype(np.int64),
-            "coordinates": coord_text,
+            "coordinates": _coordinate_text(space, sens),
             "releases": seen_in[sens],
             "value": value[sens],
             "persons": persons[sens],
             "published": pub_of[sens],
             "feasible_lower": lb[sens],
             "feasible_upper": ub[sens],
-            "required_lower": goal_down[sens],
-            "required_upper": goal_up[sens],
+            "required_lower": (x - need_down)[sens],
+            "required_upper": (x + need_up)[sens],
             "lower": lower[sens],
             "upper": upper[sens],
             "lower_ok": ok_down[sens],
             "upper_ok": ok_up[sens],
             "ok": ok[sens],
-            "why": why,
+            "why": why.astype(str),
         }
     )
     bad = cells[~cells["ok"]]
@@ -947,7 +1502,7 @@ def audit(
         }
         for r in bad.itertuples(index=False)
     ]
-    n_s = int(sensitive.sum())
+    n_s = len(sens)
     summary = {
         "releases": len(tables),
         "cells": int(sum(t.size for t in tables)),
@@ -956,15 +1511,16 @@ def audit(
         "sensitive": n_s,
         "threshold": t_req,
         "failed": len(failures),
-        "upper_too_narrow": int((sensitive & ~ok_up).sum()),
-        "lower_too_narrow": int((sensitive & ~ok_down).sum()),
+        "upper_too_narrow": int((sensitive & bad_up).sum()),
+        "lower_too_narrow": int((sensitive & bad_down).sum()),
         "not_empty_shown": int((sensitive & own_down).sum()),
-        "narrowed_by_relations": int((sensitive & ((~ok_up & ~own_up) | (~ok_down & ~own_down))).sum()),
+        "narrowed_by_relations": int(
+            (sensitive & ((bad_up & ~own_up) | (bad_down & ~own_down & require_lower))).sum()
+        ),
+        "unproven": int(unproven.sum()),
         "share_protected": round(float(ok[sens].mean()), 6) if n_s else 1.0,
         "require_lower": bool(require_lower),
-        "unproven": int(unproven.sum()),
-        "lps": int(lps),
-        "exact_lps": int(exact_done),
+        **figures,
         "feasible_sets_with_holes": int(holes),
         "relaxation": "linear",
         "params": pt.params.to_dict(),
@@ -973,19 +1529,14 @@ def audit(
     return CellKeyAudit(passed=not failures, cells=cells, summary=summary, failures=failures)
 
 
-def _coordinate_text(
-    coords: list[list[np.ndarray]], dims: list[str], tab: np.ndarray, cell: np.ndarray
-) -> np.ndarray:
+def _coordinate_text(space: _Space, cells: np.ndarray) -> np.ndarray:
     """'unit=persons|year=2023|kommun=0180|insats=...' per reported cell (totals left out)."""
-    out = np.full(len(tab), "", dtype=object)
-    names = ["population", "unit", "year", *dims]
-    for t in np.unique(tab):  # a handful of tables
-        sel = np.flatnonzero(tab == t)
-        text = np.full(len(sel), "", dtype=object)
-        for name, col in zip(names[1:], coords[t][1:], strict=True):
-            v = col[cell[sel]].astype(str).astype(object)
-            part = np.where((v == "*") | (v == ""), "", name + "=" + v)
-            sep = np.where((text != "") & (part != ""), "|", "")
-            text = text + sep + part
-        out[sel] = text
-    return out
+    text = np.full(len(cells), "", dtype=object)
+    for j, name in enumerate(space.names):
+        if j == _POP:
+            continue
+        v = space.vocab[j][space.codes[cells, j]].astype(str).astype(object)
+        part = np.where((v == "*") | (v == ""), "", name + "=" + v)
+        sep = np.where((text != "") & (part != ""), "|", "")
+        text = text + sep + part
+    return text
