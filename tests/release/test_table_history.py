@@ -51,6 +51,7 @@ def _csv(c, name: str) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow  # the adversarial reader checks the same pair by default
 def test_a_second_order_keeps_what_the_first_published_and_hid(area) -> None:
     first = _deliver(area, order_path("kommun-tables-2023"), "first")
     second_order = _order(
