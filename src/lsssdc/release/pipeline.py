@@ -511,14 +511,15 @@ def prepare(
         check_order(order, policy)
         if order.tables:
             say(f"building, suppressing and auditing {len(order.tables)} table(s)")
-            cell_key = policy.tables is not None and policy.tables.protection == "cell_key"
             protected, table_report, tsum = tables_flow.protect_tables(
                 policy,
                 order,
                 register,
                 ledger=ledger,
                 work_dir=work_dir,
-                record_secret=keystore.derive_key(cellkey.KEY_LABEL) if cell_key else None,
+                record_secret=keystore.derive_key(cellkey.KEY_LABEL)
+                if tables_flow.uses_cell_key(policy)
+                else None,
             )
             report["tables"] = tsum["tables"]
             report["table_audit"] = tsum["audit"]
