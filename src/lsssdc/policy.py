@@ -43,7 +43,8 @@ POLICY_VERSIONS = (1,)
 _NAME = rf"^{names.PATTERN}$"
 _RESERVED_TABLE_NAMES = {
     "audit", "ledger-head", "datapackage", "manifest", "manifest.sha256", "readme", "codebook", "policy", "order",
-    "metadata", "candidate", "report", "approval", "rejection", "table-audit", "data", "utkast-draft",
+    "metadata", "candidate", "report", "approval", "rejection", "table-audit", "table-witnesses", "data",
+    "utkast-draft",
 }  # fmt: skip
 ORDER_VERSIONS = (1,)
 

@@ -10,6 +10,7 @@ import pytest
 
 from lsssdc.disclosure.tables import FrequencyRule, ProtectedTables, Rules, build_table, protect
 from lsssdc.disclosure.tables import attack as A
+from lsssdc.disclosure.tables.model import renumber_witnesses
 from lsssdc.errors import DisclosureRefused, InputDataError
 from lsssdc.register.synth import synthesise
 
@@ -97,6 +98,51 @@ def test_cells_published_before_stay_published_and_hidden_ones_stay_hidden(reg) 
     pos = {g: k for k, g in enumerate(ids[0])}
     before = np.array([done.status[0][pos[g]] for g in ids[1][shared]])
     assert ((again.status[1][shared] != 0) == (before != 0)).all()
+
+
+def _after(reg, witnesses_of_first):
+    """kommun x sex x insats released, then kommun x insats against it (its witnesses given)."""
+    r = _year(reg, 2023)
+    first = build_table(r, ["kommun", "sex", "insats"], "persons", name="first")
+    done = protect([first], RULES)
+    published = done.status[0] == 0
+    second = build_table(r, ["kommun", "insats"], "persons", name="second")
+    placed = renumber_witnesses(done.witnesses, np.array([1]))
+    again = protect(
+        [second, first],
+        RULES,
+        known=[np.zeros(second.size, bool), published],
+        hidden_before=[np.zeros(second.size, bool), ~published],
+        witnesses=witnesses_of_first(placed, published),
+    )
+    return done, again
+
+
+def test_an_earlier_release_s_witnesses_protect_the_next_without_new_work(reg) -> None:
+    done, again = _after(reg, lambda w, published: w)
+    assert again.report["witnesses_adopted"] == len(done.witnesses["target_table"])
+    assert again.report["lp_repairs"] == 0
+    assert (again.status[1] == done.status[0]).all()
+    assert A.audit(again).passed
+
+
+@pytest.mark.parametrize("forgery", ["breaks a sum", "moves a published cell", "goes below zero"])
+def test_forged_witnesses_are_not_taken(reg, forgery: str) -> None:
+    def forge(w, published):
+        w = {k: v.copy() for k, v in w.items()}
+        first_entry = np.unique(w["witness"], return_index=True)[1]
+        if forgery == "breaks a sum":
+            w["y"][first_entry] += 1.0
+        elif forgery == "moves a published cell":
+            w["cell"][first_entry] = np.flatnonzero(published)[: len(first_entry)]
+        else:
+            w["y"] = w["y"] * 1000.0
+        return w
+
+    done, again = _after(reg, forge)
+    assert again.report["witnesses_adopted"] == 0
+    assert (again.status[1] == done.status[0]).all()
+    assert A.audit(again).passed
 
 
 def test_a_sensitive_cell_fixed_by_earlier_releases_is_refused(reg) -> None:

@@ -82,6 +82,12 @@ def test_the_same_order_again_is_the_same_tables(area) -> None:
     second = _deliver(area, again, "second")
     for name in ("persons-per-kommun-and-insats", "persons-per-lan-sex-age"):
         assert _csv(first, name).equals(_csv(second, name))
+    # the first release's witnesses were kept for the reviewer and the next release, not delivered
+    assert table_history.WITNESSES in first.manifest["files"]
+    delivered = [p.name for p in (area["root"] / "out").rglob("*") if p.is_file()]
+    assert delivered and not [n for n in delivered if "witness" in n or n == "table-audit.json"]
+    report = json.loads((second.path / "report.json").read_text(encoding="utf-8"))
+    assert report["table_history"]["witnesses_adopted"] > 0
 
 
 def test_a_changed_earlier_delivery_refuses(area) -> None:

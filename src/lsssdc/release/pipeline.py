@@ -32,7 +32,7 @@ from lsssdc.identity import pseudonym as pseudo
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.register import variables as V
 from lsssdc.release import candidate as cand
-from lsssdc.release import history, report_facts, tables_flow
+from lsssdc.release import history, report_facts, table_history, tables_flow
 from lsssdc.release import report as rep
 from lsssdc.release.extract import select
 
@@ -507,11 +507,12 @@ def prepare(
     data = None
     person_idx = None
     protected = None
+    kept = None
     try:
         check_order(order, policy)
         if order.tables:
             say(f"building, suppressing and auditing {len(order.tables)} table(s)")
-            protected, table_report, tsum = tables_flow.protect_tables(
+            protected, table_report, tsum, kept = tables_flow.protect_tables(
                 policy,
                 order,
                 register,
@@ -641,6 +642,8 @@ def prepare(
     releasable = verdict.decision == "releasable"
     if releasable and protected is not None:
         table_output.write_tables(protected, tmp / "tables", table_report, review_dir=tmp)
+        if kept is not None:  # reviewer-only, like the full audit: never delivered
+            kept.save(tmp / table_history.WITNESSES)
     if releasable and data is not None:
         data.to_parquet(tmp / "data.parquet", index=False)
         (tmp / "person_index.bin").write_bytes(person_idx.tags)

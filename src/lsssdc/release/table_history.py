@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lsssdc.disclosure.tables import Table
+from lsssdc.disclosure.tables import ProtectedTables, Table
 from lsssdc.errors import DisclosureRefused, Problem
+from lsssdc.fileio import atomic_path
 from lsssdc.release import candidate as cand
 from lsssdc.release import history
 
 HIDDEN = ".."
+#: a table release's witnesses (deviations that keep every relation and move its hidden cells
+#: far enough), kept in the candidate for the reviewer and for the next release: never
+#: delivered (a deviation tells how far a hidden cell can go down)
+WITNESSES = "table-witnesses.parquet"
+_WITNESS_COLUMNS = ("witness", "target_table", "target_cell", "direction", "table", "cell", "y")
 
 
 @dataclass
@@ -45,6 +51,8 @@ class EarlierTables:
     protection: str = "suppression"
     #: per table the values it showed (whole counts; -1 where hidden), for a cell key release
     shown: list[np.ndarray] = field(default_factory=list)
+    #: the release's witnesses as kept in its candidate (reviewer-only), tables by name
+    witnesses: pd.DataFrame | None = None
 
 
 @dataclass
@@ -182,12 +190,96 @@ def earlier(
                     [r[0] for r in read],
                     protection,
                     [r[1] for r in read],
+                    _read_witnesses(c),
                 )
             )
         elif (c.path / history.DATA).is_file():
             data = pd.read_parquet(c.path / history.DATA)
             out.extracts.append(Extract(c.order_id, c.content_hash, entry.seq, data))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# witnesses kept with a release
+
+
+def save_witnesses(protected: ProtectedTables, names: Sequence[str], path: Path) -> Path | None:
+    """Write the witnesses of ``protected`` (its tables called ``names``: the order and table,
+    ``order/table``, as an earlier release's tables are called when read back) to ``path``,
+    one row per moved cell. Nothing is written when there are none."""
+    w = protected.witnesses
+    if not w or len(w.get("target_table", [])) == 0:
+        return None
+    label = np.asarray(list(names), dtype=object)
+    wid = np.asarray(w["witness"], np.int64)
+    frame = pd.DataFrame(
+        {
+            "witness": wid,
+            "target_table": label[np.asarray(w["target_table"], np.int64)][wid],
+            "target_cell": np.asarray(w["target_cell"], np.int64)[wid],
+            "direction": np.asarray(w["direction"], np.int8)[wid],
+            "table": label[np.asarray(w["table"], np.int64)],
+            "cell": np.asarray(w["cell"], np.int64),
+            "y": np.asarray(w["y"], np.float64),
+        }
+    )
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return path
+
+
+def _read_witnesses(c: cand.Candidate) -> pd.DataFrame | None:
+    """The witnesses a sealed candidate kept (its content hash was checked), or None."""
+    if WITNESSES not in (c.manifest.get("files") or {}):
+        return None
+    frame = pd.read_parquet(c.path / WITNESSES)
+    return frame if set(_WITNESS_COLUMNS) <= set(frame.columns) else None
+
+
+def witnesses_for(past: TableHistory, tables: Sequence[Table]) -> dict[str, np.ndarray] | None:
+    """The earlier releases' witnesses placed among ``tables`` (found by name; an entry naming a
+    table that is not there, twice there, or a cell outside it drops its witness). They are
+    hints only: the suppression checks each against the joint problem before it relies on it."""
+    frames = [e.witnesses for e in past.tables if e.witnesses is not None and len(e.witnesses)]
+    if not frames:
+        return None
+    names = pd.Series([t.name for t in tables])
+    unique = names[~names.duplicated(keep=False)]
+    position = pd.Series(unique.index.to_numpy(), index=unique.to_numpy())
+    sizes = np.array([t.size for t in tables], np.int64)
+    offset = 0
+    parts = []
+    for f in frames:
+        f = f.assign(witness=f["witness"].to_numpy(np.int64) + offset)
+        offset = int(f["witness"].max()) + 1
+        parts.append(f)
+    frame = pd.concat(parts, ignore_index=True)
+    table = position.reindex(frame["table"].to_numpy()).to_numpy()
+    target = position.reindex(frame["target_table"].to_numpy()).to_numpy()
+    cell = frame["cell"].to_numpy(np.int64)
+    target_cell = frame["target_cell"].to_numpy(np.int64)
+    ok_entry = ~np.isnan(table) & ~np.isnan(target)
+    table = np.nan_to_num(table, nan=0).astype(np.int64)
+    target = np.nan_to_num(target, nan=0).astype(np.int64)
+    ok_entry &= (cell >= 0) & (cell < sizes[table]) & (target_cell >= 0) & (target_cell < sizes[target])
+    wid = frame["witness"].to_numpy(np.int64)
+    bad = np.zeros(offset, bool)
+    bad[wid[~ok_entry]] = True
+    keep = ~bad[wid]
+    if not keep.any():
+        return None
+    ids, first = np.unique(wid[keep], return_index=True)
+    renum = np.searchsorted(ids, wid[keep])
+    at = np.flatnonzero(keep)[first]
+    return {
+        "target_table": target[at],
+        "target_cell": target_cell[at],
+        "direction": frame["direction"].to_numpy(np.int8)[at],
+        "witness": renum,
+        "table": table[keep],
+        "cell": cell[keep],
+        "y": frame["y"].to_numpy(np.float64)[keep],
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ audit runs on every table before anything is written, and a table set that fails
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +220,18 @@ def _with_cell_key(
     return protected, report, summary
 
 
+@dataclass
+class KeptWitnesses:
+    """The witnesses of a table release's joint problem with the names of its tables, kept in
+    the candidate (reviewer-only) so that a later release of the same years starts from them."""
+
+    protected: T.ProtectedTables
+    names: list[str]
+
+    def save(self, path: Path) -> Path | None:
+        return table_history.save_witnesses(self.protected, self.names, path)
+
+
 def protect_tables(
     policy: Policy,
     order: Order,
@@ -228,13 +240,14 @@ def protect_tables(
     ledger: Any = None,
     work_dir: str | Path | None = None,
     record_secret: bytes | None = None,
-) -> tuple[T.ProtectedTables, Any, dict[str, Any]]:
+) -> tuple[T.ProtectedTables, Any, dict[str, Any], KeptWitnesses | None]:
     """Build, protect and audit every table of a table order (nothing is written).
 
     With a ledger, every table package delivered before for the same years is part of what the
     reader knows (its published cells fixed, its hidden cells kept hidden) and every microdata
     extract of those years is checked with the tables; an order that history exposes is
-    refused, naming the release."""
+    refused, naming the release. The earlier releases' kept witnesses are hints that make
+    the joint problem quick; the last item is this release's, to keep (None for cell keys)."""
     check_order(order, policy)
     if not order.tables:
         raise PolicyRefused(Problem("no_tables", "the order asks for no table"))
@@ -262,12 +275,19 @@ def protect_tables(
             )
         )
     if cell_key:
-        return _with_cell_key(policy, order, built, past)
+        return (*_with_cell_key(policy, order, built, past), None)
     tables = [*built, *(t for e in past.tables for t in e.tables)]
     published_before = [p for e in past.tables for p in e.published]
     known = [np.zeros(t.size, bool) for t in built] + published_before
     hidden_before = [np.zeros(t.size, bool) for t in built] + [~p for p in published_before]
-    everything = T.protect(tables, rules_of(policy), known=known, hidden_before=hidden_before)
+    # the new tables under the names a later release will give them when it reads this one back
+    names = [f"{order.order_id}/{t.name}" for t in built] + [t.name for t in tables[len(built) :]]
+    hints = table_history.witnesses_for(
+        past, [replace(t, name=n) for t, n in zip(tables, names, strict=True)]
+    )
+    everything = T.protect(
+        tables, rules_of(policy), known=known, hidden_before=hidden_before, witnesses=hints
+    )
     report = table_audit.audit(everything)
     protected = _subset(everything, len(built))
     exposed = _extract_check(everything, past, everything.known or known) if report.passed else []
@@ -303,10 +323,10 @@ def protect_tables(
         "order_hash": order.hash,
         "years": years,
         "tables": per_table,
-        "history": past.to_dict(),
+        "history": past.to_dict() | {"witnesses_adopted": int(everything.report.get("witnesses_adopted", 0))},
         "audit": report.to_dict(cells=False),  # never the intervals of hidden cells
     }
-    return protected, report, summary
+    return protected, report, summary, KeptWitnesses(everything, names)
 
 
 #: written next to `lsssdc tables` output: a draft, not a release
@@ -316,7 +336,7 @@ DRAFT_NOTICE = "UTKAST-DRAFT.txt"
 def make_tables(policy: Policy, order: Order, register: pd.DataFrame, out_dir: str | Path) -> dict[str, Any]:
     """Protect and audit every table of a table order; write them to ``out_dir`` only if the
     audit passes. Returns the summary (the same facts as the written ``audit.json``)."""
-    protected, report, summary = protect_tables(policy, order, register)
+    protected, report, summary, _ = protect_tables(policy, order, register)
     if not report.passed:
         raise DisclosureRefused(
             Problem(

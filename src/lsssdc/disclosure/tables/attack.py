@@ -47,7 +47,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import connected_components
 
-from lsssdc.disclosure.tables.model import ProtectedTables, Table
+from lsssdc.disclosure.tables.model import ProtectedTables, Table, witnesses_of
 
 # relation kind codes of the table data structure
 _SUM, _UNION, _DISJOINT = 0, 1, 2
@@ -475,26 +475,7 @@ def _groups(protected: ProtectedTables) -> list[list[int]]:
 
 def _subset(protected: ProtectedTables, members: list[int]) -> ProtectedTables:
     """The protected tables of one group, witnesses renumbered to the group."""
-    w = protected.witnesses
-    sub_w = None
-    if w and len(w.get("target_table", [])):
-        where = np.full(len(protected.tables), -1, np.int64)
-        where[members] = np.arange(len(members))
-        keep_w = where[np.asarray(w["target_table"])] >= 0
-        # a witness reaching into another group is not one of this group's: dropped
-        outside = np.asarray(w["witness"])[where[np.asarray(w["table"])] < 0]
-        keep_w[outside] = False
-        entry = keep_w[np.asarray(w["witness"])]
-        renum = np.cumsum(keep_w) - 1
-        sub_w = {
-            "target_table": where[np.asarray(w["target_table"])[keep_w]],
-            "target_cell": np.asarray(w["target_cell"])[keep_w],
-            "direction": np.asarray(w["direction"])[keep_w],
-            "witness": renum[np.asarray(w["witness"])[entry]],
-            "table": where[np.asarray(w["table"])[entry]],
-            "cell": np.asarray(w["cell"])[entry],
-            "y": np.asarray(w["y"])[entry],
-        }
+    sub_w = witnesses_of(protected.witnesses, members, len(protected.tables))
     return ProtectedTables(
         tables=[protected.tables[i] for i in members],
         rules=protected.rules,

@@ -3,8 +3,9 @@ vectorised per table and checked against every relation of the linked tables."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -184,10 +185,13 @@ def _feasible(
     cell: np.ndarray,
     ys: Sequence[np.ndarray],
     n_cand: int,
+    exact: bool = False,
 ) -> list[np.ndarray]:
     """Whether each candidate deviation (entries cand, cell, y) keeps every relation true,
     for each of ``ys`` (deviations on the same entries, e.g. up and down): the expansion of
-    the entries to their relations is shared."""
+    the entries to their relations is shared. Where a union's parent goes down, the quick
+    check compares it with the largest child the candidate leaves alone (the second largest
+    counts as untouched, so it may reject a good candidate); ``exact`` checks every child."""
     tol = 1e-7
     v = joint.value
     if len(joint.parent) == 0:
@@ -240,7 +244,15 @@ def _feasible(
         ok[cand_ch[bad_child]] = False
         # untouched children when the parent goes down: the largest untouched child must fit
         down = union & (y_par < 0)
-        if down.any():
+        if down.any() and exact:
+            bad[
+                np.flatnonzero(down)[
+                    _children_above(
+                        joint, cand, cell, y, k_cand[down], k_rel[down], new_parent[down] + scale[down]
+                    )
+                ]
+            ] = True
+        elif down.any():
             if cells_key is None:
                 cells_key = np.sort(cand.astype(np.int64) * joint.n + cell)
             query = k_cand[down].astype(np.int64) * joint.n + stats["argmax"][k_rel[down]]
@@ -251,6 +263,33 @@ def _feasible(
             bad[np.flatnonzero(down)[bad_down]] = True
         ok[k_cand[bad]] = False
         out.append(ok)
+    return out
+
+
+def _children_above(
+    joint: _Joint,
+    cand: np.ndarray,
+    cell: np.ndarray,
+    y: np.ndarray,
+    pair_cand: np.ndarray,
+    pair_rel: np.ndarray,
+    limit: np.ndarray,
+) -> np.ndarray:
+    """For (candidate, relation) pairs: whether some child of the relation, moved as the
+    candidate moves it, ends above ``limit`` (the parent's new value)."""
+    start = joint.ptr[pair_rel]
+    cnt = joint.ptr[pair_rel + 1] - start
+    child = joint.children[_ragged_arange(start, cnt)]
+    pair = np.repeat(np.arange(len(pair_rel)), cnt)
+    key = cand.astype(np.int64) * joint.n + cell
+    order = np.argsort(key, kind="stable")
+    key_sorted = key[order]
+    query = pair_cand[pair].astype(np.int64) * joint.n + child
+    at = np.minimum(np.searchsorted(key_sorted, query), max(len(key_sorted) - 1, 0))
+    moved = np.where(key_sorted[at] == query, y[order][at], 0.0) if len(key_sorted) else 0.0
+    above = joint.value[child] + moved > limit[pair]
+    out = np.zeros(len(pair_rel), bool)
+    out[pair[above]] = True
     return out
 
 
@@ -350,12 +389,54 @@ class _Witnesses:
         return hidden
 
 
+def _undone(joint: _Joint) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, protected upwards and downwards before any witness: every cell but a primary."""
+    done_up = ~joint.primary
+    done_down = ~joint.primary | (joint.lpl <= 0)
+    return done_up, done_down
+
+
+def _adopt(
+    joint: _Joint,
+    earlier: Mapping[str, Any] | None,
+    hidden: np.ndarray,
+    witnesses: _Witnesses,
+) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """Take over an earlier release's witnesses (table-local terms of ``joint.tables``) that
+    still hold in this joint problem: every cell they move is hidden and not known, and every
+    relation of every linked table, the new ones included, stays true. Each such witness is a
+    feasible table, so the primary cells it moves far enough need no new suppression. Returns
+    the cells protected upwards and downwards and how many witnesses were taken."""
+    done = _undone(joint)
+    if not earlier or len(earlier.get("target_table", [])) == 0:
+        return done, 0
+    offsets = np.concatenate([[0], np.cumsum([len(g) for g in joint.ids])])
+    flat = np.concatenate(joint.ids)
+    wid = np.asarray(earlier["witness"], np.int64)
+    cell = flat[offsets[np.asarray(earlier["table"], np.int64)] + np.asarray(earlier["cell"], np.int64)]
+    y = np.asarray(earlier["y"], np.float64)
+    target = flat[offsets[np.asarray(earlier["target_table"], np.int64)] + np.asarray(earlier["target_cell"])]
+    n_w = len(target)
+    ok = np.ones(n_w, bool)
+    ok[wid[~hidden[cell] & (y != 0)]] = False  # only hidden cells may move
+    (feasible,) = _feasible(joint, _relation_stats(joint), wid, cell, [y], n_w, exact=True)
+    ok &= feasible
+    keep = ok[wid]
+    renum = np.cumsum(ok) - 1
+    direction = np.asarray(earlier["direction"], np.int8)[ok]
+    witnesses.chunks.append((target[ok], direction, renum[wid[keep]], cell[keep], y[keep]))
+    done_up, done_down = done
+    _cover(joint, cell[keep][None, :], y[keep][None, :], done_up, done_down)
+    return (done_up, done_down), int(ok.sum())
+
+
 def _hypercubes(
     joint: _Joint,
     hidden: np.ndarray,
     cost: np.ndarray,
     witnesses: _Witnesses,
     batch: int = 2048,
+    done: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Protect primary cells with balanced cubes (HITAS-like, bounds-aware); vectorised.
 
@@ -363,12 +444,11 @@ def _hypercubes(
     sibling (+/-), or stays (allowed where the line is a union with room), and descends to a
     leaf where it is itself a margin. Candidate cubes are checked against every relation of
     the linked tables; the cheapest one that works is hidden and kept as a witness. Returns per
-    (global) cell whether it is protected upwards and downwards.
+    (global) cell whether it is protected upwards and downwards; ``done`` (up, down) says which
+    are protected already (by witnesses of an earlier release) and is updated in place.
     """
     stats = _relation_stats(joint)
-    done_up = ~joint.primary.copy()
-    done_down = ~joint.primary.copy()
-    done_down |= joint.lpl <= 0
+    done_up, done_down = done if done is not None else _undone(joint)
     for ti, t in enumerate(joint.tables):
         gid = joint.ids[ti]
         local_primary = np.flatnonzero(joint.primary[gid] & ~(done_up[gid] & done_down[gid]))

@@ -342,6 +342,43 @@ class ProtectedTables:
         }
 
 
+def renumber_witnesses(
+    witnesses: Mapping[str, Any] | None, where: np.ndarray
+) -> dict[str, np.ndarray] | None:
+    """Witnesses (table-local terms, as in :attr:`ProtectedTables.witnesses`) with table ``i``
+    renamed ``where[i]``; a witness that touches a table with ``where[i] < 0`` is dropped.
+    Places one release's witnesses among more tables, or keeps those of a group of tables."""
+    if not witnesses or len(witnesses.get("target_table", [])) == 0:
+        return None
+    where = np.asarray(where, np.int64)
+    target_table = np.asarray(witnesses["target_table"], np.int64)
+    table = np.asarray(witnesses["table"], np.int64)
+    wid = np.asarray(witnesses["witness"], np.int64)
+    keep_w = where[target_table] >= 0
+    keep_w[wid[where[table] < 0]] = False
+    entry = keep_w[wid]
+    renum = np.cumsum(keep_w) - 1
+    return {
+        "target_table": where[target_table[keep_w]],
+        "target_cell": np.asarray(witnesses["target_cell"], np.int64)[keep_w],
+        "direction": np.asarray(witnesses["direction"], np.int8)[keep_w],
+        "witness": renum[wid[entry]],
+        "table": where[table[entry]],
+        "cell": np.asarray(witnesses["cell"], np.int64)[entry],
+        "y": np.asarray(witnesses["y"], np.float64)[entry],
+    }
+
+
+def witnesses_of(
+    witnesses: Mapping[str, Any] | None, members: Sequence[int], n_tables: int
+) -> dict[str, np.ndarray] | None:
+    """The witnesses that lie wholly within the tables ``members`` (positions among
+    ``n_tables``), renumbered to them: table ``members[k]`` becomes ``k``."""
+    where = np.full(n_tables, -1, np.int64)
+    where[np.asarray(members, np.int64)] = np.arange(len(members))
+    return renumber_witnesses(witnesses, where)
+
+
 def linked_groups(tables: Sequence[Table]) -> list[list[int]]:
     """Tables that may share cells, as groups (positions): equal link keys and years that meet,
     joined transitively. Tables of different groups share no cell and no relation."""

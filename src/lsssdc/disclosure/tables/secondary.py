@@ -4,7 +4,7 @@ protection interval (the hypercube pass, a local LP per remaining cell, repair a
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from lsssdc.disclosure.tables.attack import audit as attack  # the independent attacker
-from lsssdc.disclosure.tables.hypercube import _cover, _hypercubes, _Witnesses
+from lsssdc.disclosure.tables.hypercube import _adopt, _cover, _hypercubes, _Witnesses
 from lsssdc.disclosure.tables.joint import _describe_cell, _Joint, _joint
 from lsssdc.disclosure.tables.model import (
     DISJOINT,
@@ -27,6 +27,7 @@ from lsssdc.disclosure.tables.model import (
     Table,
     _ragged_arange,
     linked_groups,
+    witnesses_of,
 )
 from lsssdc.disclosure.tables.rules import FrequencyRule, Rules, primary_cells
 from lsssdc.errors import DisclosureRefused, PolicyError, Problem
@@ -313,6 +314,7 @@ def protect(
     workers: int = 1,
     known: Sequence[np.ndarray] | None = None,
     hidden_before: Sequence[np.ndarray] | None = None,
+    witnesses: Mapping[str, Any] | None = None,
 ) -> ProtectedTables:
     """Primary and secondary suppression of (linked) tables until the attacker finds nothing.
 
@@ -330,6 +332,10 @@ def protect(
     ``hidden_before`` (per table) are cells an earlier release hid: they start hidden, so a
     series stays consistent. Zeros the register's rules force (``Table.structural``) are known
     too. A cell that only moving known cells could protect is refused (``history_exposes``).
+    ``witnesses`` are an earlier release's (:attr:`ProtectedTables.witnesses`, its tables
+    placed at their positions here, e.g. with :func:`~lsssdc.disclosure.tables.model.renumber_witnesses`):
+    each one still true of the joint problem protects its cells without new suppressions, and
+    the result is the same release either way, only reached faster.
     """
     if method not in ("hypercube", "lp"):
         raise PolicyError(f"unknown suppression method '{method}' (hypercube or lp)")
@@ -350,6 +356,7 @@ def protect(
             max_rounds,
             [known[i] for i in m] if known is not None else None,
             [hidden_before[i] for i in m] if hidden_before is not None else None,
+            witnesses_of(witnesses, m, len(tables)),
         )
         for m in members
     ]
@@ -375,6 +382,7 @@ def _protect_group(
     max_rounds: int,
     known: list[np.ndarray] | None = None,
     hidden_before: list[np.ndarray] | None = None,
+    earlier: Mapping[str, Any] | None = None,
 ) -> ProtectedTables:
     """Protect tables that may share cells, as one problem."""
 
@@ -383,11 +391,11 @@ def _protect_group(
     cost = _cost(joint)
     hidden = joint.primary | joint.hidden_before
     wit = _Witnesses()
+    done, adopted = _adopt(joint, earlier, hidden, wit)
     if method == "hypercube":
-        done_up, done_down = _hypercubes(joint, hidden, cost, wit)
+        done_up, done_down = _hypercubes(joint, hidden, cost, wit, done=done)
     else:
-        done_up = ~joint.primary
-        done_down = ~joint.primary | (joint.lpl <= 0)
+        done_up, done_down = done
     t_cubes = time.perf_counter() - started
     repaired = 0
     for g in np.flatnonzero(~done_up | ~done_down):  # cells the cubes did not protect
@@ -435,6 +443,7 @@ def _protect_group(
             "cube_seconds": round(t_cubes, 3),
             "repair_seconds": round(t_repair, 3),
             "lp_repairs": repaired,
+            "witnesses_adopted": adopted,
             "audit_rounds": rounds,
             "audit_seconds": report.summary["seconds"],
         }
@@ -449,9 +458,10 @@ def _protect_group_light(
     max_rounds: int,
     known: list[np.ndarray] | None = None,
     hidden_before: list[np.ndarray] | None = None,
+    earlier: Mapping[str, Any] | None = None,
 ) -> ProtectedTables:
     """As :func:`_protect_group`, without sending the tables back from a worker process."""
-    part = _protect_group(tables, rules, method, max_rounds, known, hidden_before)
+    part = _protect_group(tables, rules, method, max_rounds, known, hidden_before, earlier)
     part.tables = []
     return part
 
@@ -495,7 +505,7 @@ def _merge(
     witnesses = {k: np.concatenate(v) for k, v in w_parts.items()} if w_parts else None
     res = ProtectedTables(tables, rules, status, reason, upper, lower, witnesses=witnesses, known=known)
     res.report.update(res.counts())
-    summed = ("cube_seconds", "repair_seconds", "lp_repairs", "audit_seconds")
+    summed = ("cube_seconds", "repair_seconds", "lp_repairs", "witnesses_adopted", "audit_seconds")
     res.report.update({k: round(sum(p.report.get(k, 0) for p in parts), 3) for k in summed})
     res.report.update(
         {
