@@ -51,15 +51,20 @@ def _children_lists(h: CodeTree) -> list[np.ndarray]:
 
 
 def _hierarchy_sets(
-    h: CodeTree, kids: list[np.ndarray], node: int, m: int, edge_value: np.ndarray
+    h: CodeTree, kids: list[np.ndarray], node: int, m: int, edge_value: np.ndarray, wide: bool = False
 ) -> np.ndarray:
     """Nodes of one dimension around ``node``: itself, its ancestors, up to ``m`` siblings and
-    their descendants (up to ``m`` per node and level), preferring large ``edge_value``."""
+    their descendants (up to ``m`` per node and level), preferring large ``edge_value``;
+    ``wide``: the ancestors' siblings too (another län and its kommuner), with theirs."""
     parent = h.parents
     chosen = {node}
     a = parent[node]
+    uncles: list[int] = []
     while a >= 0:
         chosen.add(a)
+        if wide and parent[a] >= 0:
+            others = kids[parent[a]]
+            uncles += others[others != a].tolist()
         a = parent[a]
 
     def best(nodes: np.ndarray) -> np.ndarray:
@@ -69,7 +74,7 @@ def _hierarchy_sets(
 
     sibs = kids[parent[node]] if parent[node] >= 0 else np.zeros(0, np.int64)
     sibs = best(sibs[sibs != node])
-    frontier = [node, *sibs.tolist()]
+    frontier = [node, *sibs.tolist(), *best(np.asarray(uncles, np.int64)).tolist()]
     chosen.update(frontier)
     while frontier:
         nxt = [c for f in frontier if len(kids[f]) for c in best(kids[f]).tolist()]
@@ -102,23 +107,47 @@ def _grid(joint: _Joint, ti: int) -> _Grid:
     return grid
 
 
-def _neighbourhood(joint: _Joint, g: int, m: int) -> np.ndarray:
-    """Global cells near ``g`` in every table that holds it (a cross of per-dimension sets)."""
-    out = []
-    for k in range(joint.owner_ptr[g], joint.owner_ptr[g + 1]):
-        ti = int(joint.owner_table[k])
-        t = joint.tables[ti]
-        grid = _grid(joint, ti)
-        local = int(joint.owner_local[k])
-        coords = t.nodes[local]
-        flat = np.zeros(1, np.int64)
-        for j, d in enumerate(t.dims):
-            h = t.hierarchies[d]
-            # value of the cell one step away along this dimension, for ranking
-            edge = grid.values[local + (np.arange(h.size) - coords[j]) * grid.strides[j]]
-            nodes = _hierarchy_sets(h, grid.kids[j], int(coords[j]), m, edge)
-            flat = (flat[:, None] + nodes[None, :] * grid.strides[j]).reshape(-1)
-        out.append(joint.ids[ti][flat])
+def _around(joint: _Joint, ti: int, local: int, m: int, wide: bool = False) -> np.ndarray:
+    """Global cells near cell ``local`` of table ``ti`` (a cross of per-dimension sets)."""
+    t = joint.tables[ti]
+    grid = _grid(joint, ti)
+    coords = t.nodes[local]
+    flat = np.zeros(1, np.int64)
+    for j, d in enumerate(t.dims):
+        h = t.hierarchies[d]
+        # value of the cell one step away along this dimension, for ranking
+        edge = grid.values[local + (np.arange(h.size) - coords[j]) * grid.strides[j]]
+        nodes = _hierarchy_sets(h, grid.kids[j], int(coords[j]), m, edge, wide)
+        flat = (flat[:, None] + nodes[None, :] * grid.strides[j]).reshape(-1)
+    return joint.ids[ti][flat]
+
+
+#: at most this many shared cells of a neighbourhood reach into the other tables that hold them
+_REACH = 64
+
+
+def _neighbourhood(joint: _Joint, g: int, m: int, wide: bool = False) -> np.ndarray:
+    """Global cells near ``g`` in every table that holds it, and near the cells it shares with
+    other tables in those: a shared cell that may move (not known) can only move with cells of
+    every table that holds it, e.g. a kommun x insats cell with its kommun x sex x insats cells
+    when an earlier release holds both."""
+    owners = joint.owner_table[joint.owner_ptr[g] : joint.owner_ptr[g + 1]]
+    locals_ = joint.owner_local[joint.owner_ptr[g] : joint.owner_ptr[g + 1]]
+    near = np.unique(
+        np.concatenate(
+            [_around(joint, int(ti), int(lo), m, wide) for ti, lo in zip(owners, locals_, strict=True)]
+        )
+    )
+    n_own = joint.owner_ptr[near + 1] - joint.owner_ptr[near]
+    shared = near[(n_own > 1) & ~joint.fixed[near]][:_REACH]
+    if len(shared) == 0:
+        return near
+    visited = set(owners.tolist())
+    idx = _ragged_arange(joint.owner_ptr[shared], joint.owner_ptr[shared + 1] - joint.owner_ptr[shared])
+    out = [near]
+    for ti, lo in zip(joint.owner_table[idx], joint.owner_local[idx], strict=True):  # a few cells
+        if int(ti) not in visited:
+            out.append(_around(joint, int(ti), int(lo), m, wide))
     return np.unique(np.concatenate(out))
 
 
@@ -281,9 +310,12 @@ def _repair(
     widths: Sequence[int] = (1, 2, 5, 12),
 ) -> tuple[np.ndarray, np.ndarray]:
     """The cheapest local deviation moving ``g`` by ``delta`` (cells and deviations); the
-    neighbourhood widens until one exists."""
-    for m in widths:
-        found = _solve_model(_protection_model(joint, hidden, cost, g, delta, _neighbourhood(joint, g, m)))
+    neighbourhood widens until one exists: more siblings, then the ancestors' siblings (where
+    the cells above are known, e.g. published before, the move must reach another län)."""
+    stages = [(m, False) for m in widths] + [(m, True) for m in widths[1:]]
+    for m, wide in stages:
+        near = _neighbourhood(joint, g, m, wide)
+        found = _solve_model(_protection_model(joint, hidden, cost, g, delta, near))
         if found is not None:
             return found
     # every cell free always works (scale the table up, or empty it) unless cells the reader
