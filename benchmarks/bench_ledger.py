@@ -32,9 +32,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lsssdc.audit import merkle
-from lsssdc.audit import person_index as pindex
-from lsssdc.audit.ledger import Ledger
+from lsssdc.ledger import merkle
+from lsssdc.ledger import person_index as pindex
+from lsssdc.ledger.chain import Ledger
 from lsssdc.register import synth
 
 

@@ -45,8 +45,8 @@ def _child(tmp: Path, policy_file: Path, name: str) -> dict:
 
     from lsssdc import policy as P
     from lsssdc import release
-    from lsssdc.audit.ledger import Ledger
     from lsssdc.identity.keystore import KdfParams, KeyStore
+    from lsssdc.ledger.chain import Ledger
     from lsssdc.register import files
     from lsssdc.release import pipeline
 

@@ -40,7 +40,7 @@ import pandas as pd
 import lsssdc
 from lsssdc import policy as P
 from lsssdc import release
-from lsssdc.audit.ledger import Ledger
+from lsssdc.ledger.chain import Ledger
 from lsssdc.errors import DisclosureRefused, LsssdcError
 from lsssdc.identity.keystore import KeyStore
 from lsssdc.register import files, rules, synth

@@ -1,5 +1,6 @@
-"""The shape of the package: imports run one way (no cycle among module-level imports), and the
-table attacker depends on the table model only, never on the suppression it checks."""
+"""The shape of the package: imports run one way (no cycle among module-level imports), no module
+is longer than 800 lines, and the table attacker depends on the table model only, never on the
+suppression it checks."""
 
 from __future__ import annotations
 
@@ -70,3 +71,16 @@ def test_the_table_attacker_imports_only_the_model() -> None:
     graph = _graph()
     tables = {m for m in graph if m.startswith("lsssdc.disclosure.tables.")}
     assert graph["lsssdc.disclosure.tables.attack"] & tables == {"lsssdc.disclosure.tables.model"}
+
+
+#: a module longer than this holds more than one room's worth (split it by domain concept)
+MAX_LINES = 800
+
+
+def test_no_module_is_longer_than_the_limit() -> None:
+    long = {
+        name: n
+        for name, path in _modules().items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long == {}, f"modules over {MAX_LINES} lines: {long}"

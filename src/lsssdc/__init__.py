@@ -20,7 +20,7 @@ _API = {
     "approve": ("lsssdc.release", "approve"),
     "reject": ("lsssdc.release", "reject"),
     "deliver": ("lsssdc.release", "deliver"),
-    "Ledger": ("lsssdc.audit.ledger", "Ledger"),
+    "Ledger": ("lsssdc.ledger.chain", "Ledger"),
     "KeyStore": ("lsssdc.identity.keystore", "KeyStore"),
     "validate": ("lsssdc.register.rules", "validate"),
     "synthesise": ("lsssdc.register.synth", "synthesise"),

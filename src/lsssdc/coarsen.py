@@ -37,10 +37,10 @@ search (:mod:`lsssdc.disclosure.lattice`) encodes it once over the factorised co
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ from lsssdc import refdata
 from lsssdc.errors import InputDataError, PolicyError, Problem
 from lsssdc.identity.personnummer import age_at
 from lsssdc.register import variables as V
+
+if TYPE_CHECKING:
+    from pandas.api.extensions import ExtensionArray
 
 RIKET = refdata.RIKET
 MERGED_SUFFIX = "R"
@@ -109,10 +112,8 @@ def _rows_problem(code: str, message: str, column: str, mask: np.ndarray, hint: 
     )
 
 
-def _categorical(
-    codes: np.ndarray, categories: Sequence[str], index: pd.Index, name: str | None
-) -> pd.Series:
-    cat = pd.Categorical.from_codes(codes.astype(np.int32, copy=False), categories=list(categories))
+def _categorical(codes: np.ndarray, categories: Sequence[str], index: pd.Index, name: Hashable) -> pd.Series:
+    cat = pd.Categorical.from_codes(codes.astype(np.int32, copy=False), categories=list(categories))  # type: ignore[call-overload]
     return pd.Series(cat, index=index, name=name)
 
 
@@ -189,6 +190,7 @@ def _codes_and_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def age_at_measurement(birth_date: pd.Series, year: pd.Series | int) -> pd.Series:
     """Completed years of age on each row's measurement date (1 June / 1 Sept / 1 Oct)."""
+    on: pd.Series | pd.Timestamp
     if isinstance(year, pd.Series):
         on = V.measurement_dates(year)
         on.index = birth_date.index
@@ -346,7 +348,7 @@ def _map_codes(
                 "kommun codes are four-digit strings such as '0114'",
             )
         )
-    cat_index = pd.Index(list(categories)).get_indexer(targets.to_numpy(dtype=object))
+    cat_index = pd.Index(list(categories)).get_indexer(targets.to_numpy(dtype=object))  # type: ignore[arg-type]
     row_codes = np.where(inverse >= 0, cat_index[np.maximum(inverse, 0)] if len(cat_index) else -1, -1)
     return _categorical(row_codes, categories, codes.index, codes.name)
 
@@ -500,7 +502,7 @@ def top_code(values: pd.Series, spec: TopCode, *, variable: str | None = None) -
     missing = np.isnan(num)
     if spec.bands is None:
         out_num = np.where(missing, np.nan, np.minimum(num, spec.limit))
-        out = pd.Series(pd.array(out_num, dtype="Float64"), index=values.index, name=values.name)
+        out: pd.Series = pd.Series(pd.array(out_num, dtype="Float64"), index=values.index, name=values.name)
         mapping = (
             {f"{spec._fmt(spec.limit)}": f"[{spec._fmt(spec.limit)}, inf)"}
             if (num > spec.limit).any()
@@ -580,6 +582,12 @@ def coarsen(df: pd.DataFrame, plan: dict[str, Spec | str]) -> tuple[pd.DataFrame
 # generalisation hierarchies
 
 
+class Recode(Protocol):
+    """A level's recoding: the labels of the given level-0 values (a Series or an array)."""
+
+    def __call__(self, values: pd.Series, /) -> pd.Series | np.ndarray | ExtensionArray: ...
+
+
 @dataclass(frozen=True)
 class Level:
     """One level of a hierarchy: a name and a value-wise recoding of the level-0 values.
@@ -589,7 +597,7 @@ class Level:
     """
 
     name: str
-    recode: Callable[[pd.Series], pd.Series]
+    recode: Recode
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from lsssdc import policy as P
 from lsssdc import release, shipped
-from lsssdc.audit.ledger import Ledger
 from lsssdc.errors import InputDataError, Problem
 from lsssdc.identity.keystore import KeyStore
+from lsssdc.ledger.chain import Ledger
 from lsssdc.register import files, population, rules, synth
 from lsssdc.release import pipeline
 from lsssdc.release.candidate import sha256_file

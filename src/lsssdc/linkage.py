@@ -22,7 +22,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -273,7 +273,7 @@ def _apply(keys: np.ndarray, resolved: tuple[pd.Index, np.ndarray] | None) -> tu
     if resolved is None or len(keys) == 0:
         return keys, 0
     index, final = resolved
-    j = index.get_indexer(keys)
+    j = index.get_indexer(keys)  # type: ignore[arg-type]
     hit = j >= 0
     if not hit.any():
         return keys, 0
@@ -348,11 +348,11 @@ def _nullable(values: pd.Series) -> Any:
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":
         kind = {"i": "Int", "u": "UInt"}.get(values.dtype.kind)
         target = f"{kind}{values.dtype.itemsize * 8}" if kind else "boolean"
-        arr = pd.array(values.to_numpy(), dtype=target)
+        arr = pd.array(values.to_numpy(), dtype=target)  # type: ignore[call-overload]
     return arr
 
 
-def _groups(labels: np.ndarray, matched: np.ndarray) -> dict[str, dict[str, Any]]:
+def _groups(labels: np.ndarray | pd.Categorical[Any], matched: np.ndarray) -> dict[str, dict[str, Any]]:
     if len(labels) == 0:
         return {}
     g = pd.DataFrame({"g": labels, "m": matched}).groupby("g", sort=True, observed=True)["m"]
@@ -374,7 +374,7 @@ class _Side:
     person: np.ndarray  # int64 personnummer, or the pseudonym text (object)
     year: np.ndarray | None
     samord: np.ndarray
-    sex: pd.Categorical | None
+    sex: pd.Categorical[str] | None
     lan: pd.Categorical | None
     persons: int
 
@@ -417,7 +417,7 @@ def _link_one(
     other: pd.DataFrame,
     variables: list[str],
     key: str,
-    duplicates: str,
+    duplicates: Literal["refuse", "first", "last"],
     changes: tuple[pd.Index, np.ndarray] | None,
     reference_date: dt.date | None = None,
 ) -> tuple[dict[str, Any], RegisterLink]:
@@ -644,7 +644,7 @@ def link_on_pseudonym(
     variables: list[str],
     name: str = "partner",
     column: str = "pseudonym",
-    duplicates: str = "refuse",
+    duplicates: Literal["refuse", "first", "last"] = "refuse",
 ) -> tuple[pd.DataFrame, RegisterLink]:
     """Join a partner agency's extract, pseudonymised with the same project key, on the pseudonym.
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -34,9 +33,20 @@ from pydantic import (
 )
 
 from lsssdc import names, shipped
-from lsssdc.errors import PolicyError, PolicyRefused, Problem, has_personnummer_shape
+from lsssdc.errors import PolicyError, Problem, has_personnummer_shape
+from lsssdc.order_check import check_order, link_problems
 from lsssdc.register import variables as V
 from lsssdc.register.companions import COMPANIONS
+from lsssdc.strict_yaml import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_DIGITS,
+    MAX_SCALAR,
+    _compose,
+    _line_for,
+    _strings,
+    _to_python,
+)
 
 POLICY_VERSIONS = (1,)
 #: names that become folder or file names (order id, project id, table names): lsssdc.names
@@ -51,6 +61,42 @@ ORDER_VERSIONS = (1,)
 #: Variables an extract may carry besides the register's own: derived from the personnummer
 #: or produced by coarsening.
 EXTRA_VARIABLES = ("sex", "age", "birth_year", "age_band", "lan", "kommungrupp", "pseudonym")
+
+# what other modules import from here, wherever it is defined
+__all__ = [
+    "EXTRA_VARIABLES",
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_DIGITS",
+    "MAX_SCALAR",
+    "ORDER_VERSIONS",
+    "POLICY_VERSIONS",
+    "AgeHierarchy",
+    "AmountHierarchy",
+    "CellKeyPolicy",
+    "DateHierarchy",
+    "Delivery",
+    "Dominance",
+    "Hierarchies",
+    "KommunHierarchy",
+    "LinkRequest",
+    "LinkRule",
+    "Order",
+    "Policy",
+    "Population",
+    "Pseudonymisation",
+    "Recipient",
+    "TableRequest",
+    "TablesPolicy",
+    "Thresholds",
+    "check_order",
+    "known_variables",
+    "link_problems",
+    "load_order",
+    "load_policy",
+    "order_schema",
+    "policy_schema",
+]
 
 
 def known_variables() -> set[str]:
@@ -302,142 +348,7 @@ class Order(_Document):
 
 
 # --------------------------------------------------------------------------------------------
-# strict YAML with line numbers
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps every node's line and refuses duplicate keys."""
-
-
-#: bounds checked on the raw event stream, before anything is built from it
-MAX_BYTES = 1 << 20  # a policy or order is a few kilobytes
-MAX_DEPTH = 12
-MAX_SCALAR = 4_000
-MAX_DIGITS = 20
-
-
-def _refuse(message: str, source: str, mark: Any = None, hint: str | None = None) -> PolicyError:
-    return PolicyError(
-        Problem("yaml_hostile", message, file=source, line=(mark.line + 1) if mark else None, hint=hint)
-    )
-
-
-def _bounded(text: str, source: str) -> None:
-    """Refuse what a policy never needs and an attacker uses: aliases (billion laughs), tags,
-    deep nesting, huge scalars and numbers. Reads events only, so nothing is expanded."""
-    if len(text.encode("utf-8")) > MAX_BYTES:
-        raise _refuse(f"the file is larger than {MAX_BYTES // 1024} KiB", source)
-    depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
-        mark = event.start_mark
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _refuse(
-                "YAML anchors and aliases (& and *) are not allowed", source, mark, "write values out"
-            )
-        tag = getattr(event, "tag", None)
-        if tag is not None and not (isinstance(event, yaml.ScalarEvent) and tag == "!"):
-            raise _refuse(f"YAML tags are not allowed ({tag})", source, mark)
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise _refuse(f"nested deeper than {MAX_DEPTH} levels", source, mark)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-        elif isinstance(event, yaml.ScalarEvent):
-            if event.style is None and event.value == "<<":
-                raise _refuse("YAML merge keys (<<) are not allowed", source, mark, "write values out")
-            if len(event.value) > MAX_SCALAR:
-                raise _refuse(f"a value longer than {MAX_SCALAR} characters", source, mark)
-            digits = sum(ch.isdigit() for ch in event.value)
-            if event.style is None and digits > MAX_DIGITS and not any(ch.isalpha() for ch in event.value):
-                raise _refuse(f"a number with more than {MAX_DIGITS} digits", source, mark)
-
-
-def _compose(text: str, source: str) -> yaml.Node:
-    try:
-        _bounded(text, source)
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise PolicyError(
-            Problem("yaml", f"not valid YAML: {problem}", file=source, line=(mark.line + 1) if mark else None)
-        ) from None
-    if node is None:
-        raise PolicyError(Problem("empty", "the file is empty", file=source))
-    return node
-
-
-def _to_python(
-    node: yaml.Node, path: tuple, lines: dict[tuple, int], problems: list[Problem], source: str
-) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _construct(key_node, source) if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                problems.append(
-                    Problem(
-                        "bad_key", "keys must be plain text", file=source, line=key_node.start_mark.line + 1
-                    )
-                )
-                continue
-            if key in out:
-                problems.append(
-                    Problem(
-                        "duplicate_key",
-                        f"key '{key}' appears twice",
-                        file=source,
-                        line=key_node.start_mark.line + 1,
-                        hint="YAML would silently keep the last one; remove one of them",
-                    )
-                )
-                continue
-            out[key] = _to_python(value_node, (*path, key), lines, problems, source)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, (*path, i), lines, problems, source) for i, v in enumerate(node.value)]
-    value = _construct(node, source)
-    if isinstance(value, int) and node.style is None and node.value.startswith("0") and len(node.value) > 1:
-        problems.append(
-            Problem(
-                "unquoted_code",
-                f"'{node.value}' is read by YAML as the number {value}",
-                file=source,
-                line=node.start_mark.line + 1,
-                hint='put codes in quotes, e.g. "0114"',
-            )
-        )
-    return value
-
-
-def _strings(data: Any, where: tuple = ()) -> list[tuple[tuple, str]]:
-    """Every text value in a loaded document, with where it is."""
-    if isinstance(data, dict):
-        return [x for k, v in data.items() for x in _strings(v, (*where, k))]
-    if isinstance(data, list):
-        return [x for i, v in enumerate(data) for x in _strings(v, (*where, i))]
-    return [(where, data)] if isinstance(data, str) else []
-
-
-def _construct(node: yaml.Node, source: str) -> Any:
-    """A scalar's value; a value YAML cannot read (a date like 2023-02-30) is an input problem,
-    reported by line without repeating the text (it could hold an identifier)."""
-    try:
-        return _Loader(" ").construct_object(node)
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError):
-        raise PolicyError(
-            Problem("yaml", "a value YAML cannot read", file=source, line=node.start_mark.line + 1)
-        ) from None
-
-
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
-    for n in range(len(loc), -1, -1):
-        if loc[:n] in lines:
-            return lines[loc[:n]]
-    return None
+# loading: a file read as strict YAML (lsssdc.strict_yaml), then checked by its model
 
 
 def _validate(model: type[_Model], data: Any, lines: dict[tuple, int], source: str) -> _Model:
@@ -463,7 +374,7 @@ def _validate(model: type[_Model], data: Any, lines: dict[tuple, int], source: s
 
 def _load(
     path: str | os.PathLike[str],
-    model: type[_Model],
+    model: type[_Document],
     version_key: str,
     versions: tuple[int, ...],
     name_fields: tuple[str, ...] = (),
@@ -521,7 +432,7 @@ def _load(
         for p in _check_variables([v for v in data[field] if isinstance(v, str)], (field,), lines, source)
     ]
     try:
-        obj = _validate(model, data, lines, source)
+        obj = cast(_Document, _validate(model, data, lines, source))
     except PolicyError as exc:
         raise PolicyError(exc.problems + name_problems) from None
     obj._hash = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -640,125 +551,6 @@ def load_order(path: str | os.PathLike[str]) -> Order:
     if problems:
         raise PolicyError(problems)
     return order
-
-
-def link_problems(order: Order, policy: Policy) -> list[Problem]:
-    """What the order asks to link that the policy does not allow (or asks for twice), by name."""
-    lines, source = order._lines, order._source
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    for i, link in enumerate(order.linkages):
-        rule = policy.linkage.get(link.register_name)
-        if link.register_name in seen:
-            problems.append(
-                Problem(
-                    "duplicate_link",
-                    f"the order asks for '{link.register_name}' twice",
-                    file=source,
-                    line=_line_for(("linkages", i, "register"), lines),
-                )
-            )
-            continue
-        seen.add(link.register_name)
-        if rule is None:
-            problems.append(
-                Problem(
-                    "link_not_allowed",
-                    f"the policy '{policy.name}' does not allow linking the register '{link.register_name}'",
-                    file=source,
-                    line=_line_for(("linkages", i, "register"), lines),
-                )
-            )
-            continue
-        for j, v in enumerate(link.variables):
-            if v not in rule.variables:
-                problems.append(
-                    Problem(
-                        "link_not_allowed",
-                        f"the policy '{policy.name}' does not allow '{v}' from '{link.register_name}'",
-                        file=source,
-                        line=_line_for(("linkages", i, "variables", j), lines),
-                    )
-                )
-    return problems
-
-
-def check_order(order: Order, policy: Policy) -> None:
-    """Refuse, by name, everything the order asks for that the policy does not allow."""
-    lines, source = order._lines, order._source
-    problems: list[Problem] = []
-    if order.policy != policy.name:
-        problems.append(
-            Problem(
-                "wrong_policy",
-                f"the order is written for policy '{order.policy}', not '{policy.name}'",
-                file=source,
-                line=_line_for(("policy",), lines),
-            )
-        )
-    allowed = set(policy.allowed_variables)
-    for i, v in enumerate(order.variables):
-        if v in policy.identifiers:
-            problems.append(
-                Problem(
-                    "identifier",
-                    f"'{v}' is a direct identifier and is never delivered",
-                    file=source,
-                    line=_line_for(("variables", i), lines),
-                )
-            )
-        elif v not in allowed:
-            problems.append(
-                Problem(
-                    "not_allowed",
-                    f"the policy '{policy.name}' does not allow the variable '{v}'",
-                    file=source,
-                    line=_line_for(("variables", i), lines),
-                )
-            )
-    problems += link_problems(order, policy)
-    if order.tables:
-        if policy.tables is None:
-            problems.append(
-                Problem(
-                    "not_allowed",
-                    f"the policy '{policy.name}' does not allow tables",
-                    file=source,
-                    line=_line_for(("tables",), lines),
-                )
-            )
-        else:
-            for i, t in enumerate(order.tables):
-                for j, d in enumerate(t.dimensions):
-                    if d not in policy.tables.dimensions:
-                        problems.append(
-                            Problem(
-                                "not_allowed",
-                                f"the policy '{policy.name}' does not allow the table dimension '{d}'",
-                                file=source,
-                                line=_line_for(("tables", i, "dimensions", j), lines),
-                            )
-                        )
-                if t.unit not in policy.tables.units:
-                    problems.append(
-                        Problem(
-                            "not_allowed",
-                            f"unit '{t.unit}' is not allowed",
-                            file=source,
-                            line=_line_for(("tables", i, "unit"), lines),
-                        )
-                    )
-                if t.magnitude and t.magnitude not in policy.tables.magnitudes:
-                    problems.append(
-                        Problem(
-                            "not_allowed",
-                            f"magnitude '{t.magnitude}' is not allowed",
-                            file=source,
-                            line=_line_for(("tables", i, "magnitude"), lines),
-                        )
-                    )
-    if problems:
-        raise PolicyRefused(problems)
 
 
 def policy_schema() -> dict[str, Any]:
@@ -892,8 +684,9 @@ def _describe_models() -> None:
     for model, texts in _DESCRIPTIONS.items():
         for name, text in texts.items():
             model.model_fields[name].description = text
-    for model in (*_DESCRIPTIONS, Hierarchies):
-        model.model_rebuild(force=True)
+    models: tuple[type[_Model], ...] = (*_DESCRIPTIONS, Hierarchies)
+    for rebuilt in models:
+        rebuilt.model_rebuild(force=True)
 
 
 _describe_models()

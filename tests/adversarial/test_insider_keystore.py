@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lsssdc import release
-from lsssdc.audit.ledger import Ledger
 from lsssdc.errors import LsssdcError
 from lsssdc.identity.keystore import KdfParams, KeyStore
+from lsssdc.ledger.chain import Ledger
 from lsssdc.release.candidate import MANIFEST
 from tests.release.conftest import (
     CUSTODIAN,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from lsssdc import release
-from lsssdc.audit.ledger import Ledger
 from lsssdc.cli import run
+from lsssdc.ledger.chain import Ledger
 from tests.adversarial.conftest import SIGNERS
 from tests.conftest import ACTOR_SECRET
 from tests.pg import create_database, postgres_server, postgres_url  # noqa: F401 - fixtures

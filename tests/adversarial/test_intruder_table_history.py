@@ -856,6 +856,37 @@ def test_a_table_next_to_a_microdata_extract_of_its_year(site, tmp_path: Path, s
     refused_or_safe(f"{scenario}: tables + extract", first, second, site["small"].register)
 
 
+REVERSE_SCENARIOS = [
+    pytest.param("lan-age", id="lan-age"),
+    pytest.param("kommun-tables", id="kommun-tables", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("tables", REVERSE_SCENARIOS)
+def test_an_extract_next_to_the_tables_of_its_year(site, tmp_path: Path, tables: str) -> None:
+    """The other way round: public tables of 2023 are out, then the research extract of 2023
+    (everybody with daglig verksamhet) is prepared. Its recipient reads both, with the same
+    assumption as above; the extract is delivered only if the tables stay protected, else it is
+    refused naming them."""
+    folder = tmp_path / "orders"
+    first_file = (
+        write_order(folder, "B2026-0502", [2023], LAN_AGE)
+        if tables == "lan-age"
+        else order_path(KOMMUN_TABLES)
+    )
+    first = run_order(site, TABLES, first_file, "first")
+    assert first.verdict == "releasable", first.reasons
+    _, extract_file = earlier_release("extract-then-" + tables, folder)
+    second = run_order(site, "research-standard", extract_file, "second")
+    if second.verdict != "releasable":
+        print(f"\n[{tables} then extract] refused: {second.reasons}")
+        assert names_history(second, [first]), f"refused without naming the tables: {second.reasons}"
+        return
+    assert second.pkg is not None and (second.pkg / "data.csv").exists()
+    result, _ = attack(f"{tables} then extract", [first], extract=second.pkg, whole_population=True)
+    assert_nothing_exposed(result)
+
+
 # --------------------------------------------------------------------------------------------
 # 5. structural zeros
 

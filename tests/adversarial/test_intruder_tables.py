@@ -71,7 +71,7 @@ def test_a_forged_hidden_value_is_stopped_before_writing(site, monkeypatch, tmp_
     """If anything upstream let a hidden value through, the last check refuses to write anything."""
     from lsssdc import policy as P
     from lsssdc.disclosure import table_output
-    from lsssdc.release import tables_flow
+    from lsssdc.release import table_orders
 
     real = table_output._format_values
 
@@ -84,6 +84,6 @@ def test_a_forged_hidden_value_is_stopped_before_writing(site, monkeypatch, tmp_
     pol, order = P.load_policy(policy_path(TABLES[0])), P.load_order(order_path(TABLES[1]))
     draft = tmp_path / "draft"
     with pytest.raises(LsssdcError) as info:
-        tables_flow.make_tables(pol, order, site["small"].register, draft)
+        table_orders.make_tables(pol, order, site["small"].register, draft)
     assert "hidden" in str(info.value)
     assert not draft.exists() or not any(draft.iterdir())

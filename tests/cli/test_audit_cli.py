@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from lsssdc.audit import person_index as pindex
-from lsssdc.audit.ledger import Ledger
 from lsssdc.cli import run
+from lsssdc.ledger import person_index as pindex
+from lsssdc.ledger.chain import Ledger
 from lsssdc.register import synth
 from tests.conftest import ACTOR_SECRET
 

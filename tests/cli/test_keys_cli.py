@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lsssdc.audit.ledger import Ledger
 from lsssdc.cli import run
 from lsssdc.identity.keystore import KdfParams, KeyStore
+from lsssdc.ledger.chain import Ledger
 from lsssdc.register.synth import synthesise
 from tests.conftest import ACTOR_SECRET
 

@@ -10,7 +10,7 @@ import pytest
 from lsssdc.cli import run
 from lsssdc.disclosure.tables import attack as table_audit
 from lsssdc.register import files, synth
-from lsssdc.release import tables_flow
+from lsssdc.release import table_orders
 from lsssdc.shipped import folder as _shipped_folder
 
 SHIPPED = _shipped_folder()
@@ -58,7 +58,7 @@ def test_a_failed_audit_refuses_and_writes_nothing(register, tmp_path, capsys, m
         return dataclasses.replace(real(protected, **kw), passed=False)
 
     # only the release gate's audit fails; the suppression's own checks run as usual
-    monkeypatch.setattr(tables_flow, "table_audit", types.SimpleNamespace(audit=failing))
+    monkeypatch.setattr(table_orders, "table_audit", types.SimpleNamespace(audit=failing))
     out = tmp_path / "t"
     assert run(_args(register, out)) == 1
     assert "nothing was written" in capsys.readouterr().err

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from lsssdc import linkage as L
-from lsssdc.audit.ledger import Ledger
 from lsssdc.errors import InputDataError, KeyStoreError, PolicyError
 from lsssdc.fileio import write_table
 from lsssdc.identity import partner as P
 from lsssdc.identity import pseudonym as ps
+from lsssdc.ledger.chain import Ledger
 from lsssdc.policy import load_order, load_policy
 from lsssdc.register import synth
 from tests.conftest import ACTOR_SECRET

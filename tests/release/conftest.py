@@ -39,8 +39,8 @@ import pytest
 
 from lsssdc import policy as P
 from lsssdc import release
-from lsssdc.audit.ledger import Ledger
 from lsssdc.identity.keystore import KdfParams, KeyStore
+from lsssdc.ledger.chain import Ledger
 from lsssdc.register import synth
 from lsssdc.release import pipeline
 from lsssdc.release.candidate import DECISIONS, Candidate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from lsssdc.audit.ledger import Ledger
+from lsssdc.ledger.chain import Ledger
 from lsssdc.release import recovery
 from tests.release.conftest import Release
 

@@ -125,11 +125,11 @@ def test_extract_cells_count_as_known() -> None:
 def test_history_refusal_names_the_release(area, monkeypatch) -> None:
     _deliver(area, order_path("kommun-tables-2023"), "first")
     from lsssdc.disclosure.tables import FrequencyRule, Rules
-    from lsssdc.release import tables_flow
+    from lsssdc.release import table_orders
 
     # a stricter rule now: cells the first release published are sensitive under it
     monkeypatch.setattr(
-        tables_flow, "rules_of", lambda policy: Rules(FrequencyRule(threshold=10, zero_is_safe=True))
+        table_orders, "rules_of", lambda policy: Rules(FrequencyRule(threshold=10, zero_is_safe=True))
     )
     second_order = _order(
         area["root"],
@@ -137,7 +137,7 @@ def test_history_refusal_names_the_release(area, monkeypatch) -> None:
         [{"name": "kommun-sex", "dimensions": ["kommun", "sex", "insats"], "unit": "persons"}],
     )
     with pytest.raises(DisclosureRefused) as err:
-        tables_flow.protect_tables(
+        table_orders.protect_tables(
             *_load(second_order), area["small"].register, ledger=area["ledger"], work_dir=area["work"]
         )
     assert err.value.problems[0].code == "history_exposes"
@@ -185,3 +185,51 @@ def test_a_table_that_would_fill_an_extracts_blanks_is_refused() -> None:
     assert table_history.refill(t, table_history.Extract("X-2", "sha256:0", 8, clean)) == []
     other_year = blanked.assign(year=[2021, 2021])
     assert table_history.refill(t, table_history.Extract("X-3", "sha256:0", 9, other_year)) == []
+
+
+def _extract_order(tmp: Path, order_id: str, variables: list[str]) -> Path:
+    doc = yaml.safe_load(order_path("daglig-verksamhet-2015-2023").read_text(encoding="utf-8"))
+    doc.update({"order_id": order_id, "project_id": f"p-{order_id.lower()}", "variables": variables})
+    path = tmp / f"{order_id}.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_an_extract_after_tables_of_its_years_is_measured_with_them(area) -> None:
+    first = _deliver(area, order_path("kommun-tables-2023"), "first")
+    policy = policy_path("research-standard")
+    # counts the tables show at no finer detail than they do: delivered, with the check named
+    plain = _extract_order(area["root"], "B2026-0701", ["year", "personkrets", "daglig_verksamhet"])
+    c = prepare_order(area["small"], policy, plain, area["store"], area["work"], area["ledger"])
+    report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
+    assert c.verdict == "releasable", report["verdict"]
+    assert [t["order_id"] for t in report["tables_held"]["tables"]] == [first.order_id]
+    assert [x for x in report["verdict"]["checks"] if x["name"] == "published_tables"][0]["ok"]
+    # sex and age bands, blanked for some persons, where the tables publish them: refused
+    detailed = _extract_order(
+        area["root"], "B2026-0702", ["year", "sex", "age", "personkrets", "daglig_verksamhet"]
+    )
+    c = prepare_order(area["small"], policy, detailed, area["store"], area["work"], area["ledger"])
+    report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
+    assert c.verdict == "refused"  # the daglig verksamhet cells by län, sex and age count them all
+    assert "persons-per-lan-sex-age" in json.dumps(report["verdict"]) and "blank" in json.dumps(
+        report["verdict"]
+    )
+    # the same variables where the tables count other persons too (no insats): nothing to refill
+    lan_sex = _table_without_insats(area["small"].register)
+    dv_only = table_history.Extract("X", "", 0, _blank_sex(), {"insatser": ["daglig_verksamhet"]})
+    assert table_history.refill(lan_sex, dv_only) == []
+    everybody = table_history.Extract("X", "", 0, _blank_sex(), {"insatser": []})
+    assert table_history.refill(lan_sex, everybody) == ["sex"]
+
+
+def _table_without_insats(register: pd.DataFrame):
+    from lsssdc.disclosure.tables import build_table
+
+    return build_table(register[register["year"] == 2023], ["lan", "sex"], "persons", name="lan-sex")
+
+
+def _blank_sex() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"year": [2023, 2023], "lan": ["01", "01"], "sex": ["..", "1"], "suppressed": ["sex", ""]}
+    )

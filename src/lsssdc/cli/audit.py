@@ -30,7 +30,7 @@ LEDGER_OPTION = typer.Option(
 
 def _open(path: str, **kwargs: Any):
     """An existing ledger, read-only unless ``readonly=False`` is given (checkpoint stores one)."""
-    from lsssdc.audit.ledger import Ledger
+    from lsssdc.ledger.chain import Ledger
 
     kwargs.setdefault("readonly", True)
     return Ledger.open(path, create=False, **kwargs)
@@ -206,7 +206,7 @@ def verify(
     ledger or a checkpoint cannot be read. The file is only read.
     Example: lsssdc audit verify --ledger ledger.sqlite --checkpoint exported/checkpoint-0042.json
     """
-    from lsssdc.audit.ledger import Checkpoint
+    from lsssdc.ledger.chain import Checkpoint
 
     # a folder stands for every head exported into it (approve, reject and deliver write there)
     files = [f for p in checkpoint for f in (sorted(p.glob("*.json")) if p.is_dir() else [p])]
@@ -327,7 +327,7 @@ def person(
     if not values:
         raise InputDataError(Problem("no_personnummer", "no personnummer was given on standard input"))
     led = _open(ledger)
-    answers = []
+    answers: list[dict[str, Any]] = []
     try:
         for i, value in enumerate(values, start=1):
             found = led.deliveries_with(value, key, reference_date)
@@ -464,8 +464,8 @@ def init(
 
     Example: lsssdc audit init --ledger postgresql://lsssdc@db.example/ledger --appender-role lsssdc_app
     """
-    from lsssdc.audit import postgres
-    from lsssdc.audit.ledger import Ledger
+    from lsssdc.ledger import postgres
+    from lsssdc.ledger.chain import Ledger
 
     if postgres.is_url(ledger):
         postgres.init_schema(ledger, appender_role)
@@ -488,7 +488,7 @@ def copy(
 
     Example: lsssdc audit copy --ledger ledger.sqlite --to postgresql://lsssdc@db/ledger
     """
-    from lsssdc.audit.ledger import copy_ledger
+    from lsssdc.ledger.chain import copy_ledger
 
     src = _open(ledger)
     try:

@@ -111,7 +111,7 @@ def _emit(summary: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 
 def _log(ledger: str, store: KeyStore, kind: str, actor: str, payload: dict[str, Any]) -> None:
     """Append one signed entry to the audit ledger with the actor's key from the key store."""
-    from lsssdc.audit.ledger import Ledger
+    from lsssdc.ledger.chain import Ledger
 
     signer = store.get_signing_key(actor)
     book = Ledger.open(ledger, signer=signer, actor_keys=store.public_keys())
@@ -308,8 +308,8 @@ def anchor_cmd(
     itself at its first entry.
     Example: LSSSDC_CUSTODIAN_SECRET=... lsssdc keys anchor --key-store k.json --ledger l.sqlite --by key-custodian
     """
-    from lsssdc.audit.ledger import Ledger
     from lsssdc.identity import actors
+    from lsssdc.ledger.chain import Ledger
 
     store = open_keystore(key_store)
     store.unlock(by, os.environ.get(ENV_CUSTODIAN_SECRET) or _prompt_secret(f"Secret of custodian '{by}'"))

@@ -115,8 +115,8 @@ def export_key(
     Example: lsssdc partner export-key --key-store keys.json --project lss-fk-2026 --recipient Forsakringskassan
     --public-key fk-x25519.pub.pem --out lss-fk-2026.key.json --ledger ledger.sqlite --actor key-holder
     """
-    from lsssdc.audit.ledger import Ledger
     from lsssdc.identity import partner
+    from lsssdc.ledger.chain import Ledger
 
     if out.exists():
         raise InputDataError(Problem("file_exists", "refusing to overwrite an existing file", file=str(out)))

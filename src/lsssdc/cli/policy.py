@@ -129,6 +129,7 @@ def check(
     results: list[dict] = []
     policies: dict[str, P.Policy] = {}
     orders: list[tuple[Path, P.Order]] = []
+    pol: P.Policy | None
     for f in files:
         try:
             if _kind(f) == "order":

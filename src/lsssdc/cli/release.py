@@ -28,7 +28,7 @@ def _sha256(path: Path) -> str:
 @contextlib.contextmanager
 def _session(key_store: Path, ledger: str, actor: str) -> Iterator[tuple[Any, Any]]:
     """The key store with ``actor``'s key unlocked and the ledger (trusting the store's signers)."""
-    from lsssdc.audit.ledger import Ledger
+    from lsssdc.ledger.chain import Ledger
 
     store = open_keystore(key_store, actor)
     book = Ledger.open(ledger, actor_keys=store.public_keys())

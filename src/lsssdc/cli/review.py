@@ -17,8 +17,8 @@ app.add_typer(review_app, name="review")
 
 
 def _items(ledger: str, key_store: Path):
-    from lsssdc.audit.ledger import Ledger
     from lsssdc.identity import actors
+    from lsssdc.ledger.chain import Ledger
     from lsssdc.release.review import queue
 
     store = open_keystore(key_store)

@@ -34,7 +34,7 @@ def tables(
     """
     from lsssdc import policy as P
     from lsssdc.register import files
-    from lsssdc.release.tables_flow import make_tables
+    from lsssdc.release.table_orders import make_tables
 
     pol, ordr = P.load_policy(policy), P.load_order(order)
     with working("reading the register") as step:

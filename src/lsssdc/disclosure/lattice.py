@@ -349,7 +349,8 @@ def generalise(
     nodes = list(itertools.product(*[range(a, b + 1) for a, b in zip(lo, hi, strict=True)]))
     bounds = np.array([lat.lower_bound(nd) for nd in nodes])
     sums = np.array([sum(nd) for nd in nodes])
-    order_idx = sorted(range(len(nodes)), key=lambda j: (round(bounds[j], 12), sums[j], nodes[j]))
+    # the lambda's argument is inferred as Any, which numpy's stubs read as an array index
+    order_idx = sorted(range(len(nodes)), key=lambda j: (round(bounds[j], 12), sums[j], nodes[j]))  # type: ignore[call-overload]
     monotone = criteria.entropy_l is None
     failing = np.zeros((0, len(names)), dtype=np.int64)
     best: tuple[tuple[Any, ...], NodeResult, np.ndarray] | None = None
@@ -406,8 +407,8 @@ def generalise(
         if lv == 0:
             continue
         codes = e.level_codes(lv)
-        new = pd.Series(
-            pd.Categorical.from_codes(codes, categories=list(e.categories[lv])),
+        new: pd.Series = pd.Series(
+            pd.Categorical.from_codes(codes, categories=list(e.categories[lv])),  # type: ignore[call-overload]
             index=df.index,
             name=h.variable,
         )

@@ -62,12 +62,17 @@ def presence(
         return Presence(columns, 0, 0.0, bound=bound)
     keys = _keys(rows, columns)
     keys[person] = rows[person].to_numpy()
-    delivered = keys.drop_duplicates().groupby(columns, sort=True, observed=True).size().rename("persons")
-    delivered = delivered.reset_index()
+    delivered = (
+        keys.drop_duplicates()
+        .groupby(columns, sort=True, observed=True)
+        .size()
+        .rename("persons")
+        .reset_index()
+    )
     pop = population[[*columns, "folkmangd"]].copy()
     for c in columns:
         pop[c] = pop[c].astype("string")
-    pattern = delivered[columns].eq(ANY)
+    pattern = delivered[columns].eq(ANY)  # type: ignore[arg-type]  # the stubs omit str scalars
     parts = []
     for shown_mask, group in delivered.groupby([pattern[c] for c in columns], sort=True):
         mask = shown_mask if isinstance(shown_mask, tuple) else (shown_mask,)

@@ -26,7 +26,7 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,10 @@ _M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _BLANK = np.uint64(0x5BD1E9955BD1E995)
 _SALT = np.uint64(0x9E3779B97F4A7C15)
 
+_Hashes = TypeVar("_Hashes", np.ndarray, np.uint64)
 
-def _mix(x: np.ndarray) -> np.ndarray:
+
+def _mix(x: _Hashes) -> _Hashes:
     """A 64-bit finaliser: spreads every input bit over the output (sums stay collision-poor)."""
     with np.errstate(over="ignore"):
         x = x ^ (x >> np.uint64(33))

@@ -640,7 +640,7 @@ def measure(
     pairs = {s: sensitive_pairs(combos.of_row, len(combos.counts), df[s]) for s in sens}
     if unit:
         pairs[UNIT] = sensitive_pairs(combos.of_row, len(combos.counts), df[unit])
-    wcols = [combos.counts.astype(np.float64)]
+    wcols: list[np.ndarray] = [combos.counts.astype(np.float64)]
     if weights:
         w = _weights_column(df, weights)
         wcols.append(np.bincount(combos.of_row, weights=w, minlength=len(combos.counts)))

@@ -181,11 +181,11 @@ def _xlsx_bytes(frame: pd.DataFrame, sheet: str, numeric: set[str]) -> bytes:
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, text in parts.items():
+        for name, xml in parts.items():
             info = zipfile.ZipInfo(name, date_time=_XLSX_FIXED)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            zf.writestr(info, text.encode("utf-8"))
+            zf.writestr(info, xml.encode("utf-8"))
     return buf.getvalue()
 
 

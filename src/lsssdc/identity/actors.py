@@ -29,8 +29,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from lsssdc.audit.entries import public_bytes
 from lsssdc.errors import KeyStoreError, Problem
+from lsssdc.ledger.entries import public_bytes
 
 #: the ledger entry kind that pins a key store's custodians
 PIN = "custodians"

@@ -19,7 +19,7 @@ from lsssdc.identity.pseudonym import KEY_BYTES
 try:  # cryptography >= 44
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 except ImportError:  # pragma: no cover - depends on the installed cryptography
-    Argon2id = None
+    Argon2id = None  # type: ignore[assignment,misc]
 
 ENV_PASSPHRASE = "LSSSDC_PASSPHRASE"
 # upper bounds so that a damaged file cannot ask for absurd work or memory
@@ -86,7 +86,7 @@ class KdfParams:
             raise _damaged(path, "kdf salt too short")
         if d["algorithm"] == "argon2id":
             keys = {"algorithm", "salt", "iterations", "lanes", "memory_kib"}
-            ints = {k: d.get(k) for k in ("iterations", "lanes", "memory_kib")}
+            ints: dict[str, Any] = {k: d.get(k) for k in ("iterations", "lanes", "memory_kib")}
             if set(d) != keys or not all(
                 isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= _ARGON_MAX[k]
                 for k, v in ints.items()

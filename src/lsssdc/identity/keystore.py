@@ -37,7 +37,6 @@ material or the passphrase.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -52,14 +51,12 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lsssdc.errors import KeyStoreError, Problem
 from lsssdc.fileio import atomic_path
-from lsssdc.identity import actors
 from lsssdc.identity.kdf import (
     ENV_PASSPHRASE,
     KdfParams,
@@ -69,72 +66,51 @@ from lsssdc.identity.kdf import (
 )
 from lsssdc.identity.placement import _locked, _refuse_data_neighbours, check_apart
 from lsssdc.identity.pseudonym import KEY_BYTES, MAX_VERSION, PseudonymKey, check_project_id
+from lsssdc.identity.signing_keys import ENV_ACTOR_SECRET, ENV_CUSTODIAN_SECRET, NAME, ROLES, SigningKeys
+from lsssdc.identity.storefile import (
+    _NONCE,
+    FORMAT,
+    MIN_PASSPHRASE,
+    STORE_VERSION,
+    _canonical,
+    _changed,
+    _now,
+    _parse,
+    _serialise,
+    _tampered,
+)
 
-try:  # cryptography >= 44
-    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-except ImportError:  # pragma: no cover - depends on the installed cryptography
-    Argon2id = None
-
-FORMAT = "lsssdc-keystore"
-STORE_VERSION = 1
-#: an actor's own secret (opens only that actor's signing key)
-ENV_ACTOR_SECRET = "LSSSDC_ACTOR_SECRET"
-#: the secret of the custodian who adds an actor (``lsssdc keys add-signer --by``)
-ENV_CUSTODIAN_SECRET = "LSSSDC_CUSTODIAN_SECRET"
-#: what an actor may sign: prepare and deliver; approve and reject; re-identify and export keys
-ROLES = ("custodian", "preparer", "reviewer")
 ENV_NEW_PASSPHRASE = "LSSSDC_NEW_PASSPHRASE"
-MIN_PASSPHRASE = 12
 AUDIT_INDEX_LABEL = "audit-index"
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 LABEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
-_NONCE = 12
 _SUBKEY_INFO = b"lsssdc subkey v1|"
 _SEAL_INFO = b"lsssdc keystore seal v1"
 
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _canonical(obj: Any) -> bytes:
-    """The bytes that are authenticated: sorted keys, no whitespace, ASCII only."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def _serialise(doc: dict[str, Any]) -> bytes:
-    """The one form in which a store is written; any other byte sequence is refused on reading."""
-    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")
-
-
-def _tampered(path: Path) -> KeyStoreError:
-    return KeyStoreError(
-        Problem(
-            "keystore_tampered",
-            "the key store has been tampered with: its content does not match its seal",
-            file=str(path),
-            hint="restore the key store from its backup",
-        )
-    )
-
-
-def _changed(path: Path) -> KeyStoreError:
-    return KeyStoreError(
-        Problem(
-            "keystore_changed",
-            "the key store was changed by someone else since it was opened; nothing was written",
-            file=str(path),
-            hint="run the command again",
-        )
-    )
+# what other modules import from here, wherever it is defined
+__all__ = [
+    "AUDIT_INDEX_LABEL",
+    "ENV_ACTOR_SECRET",
+    "ENV_CUSTODIAN_SECRET",
+    "ENV_NEW_PASSPHRASE",
+    "ENV_PASSPHRASE",
+    "FORMAT",
+    "LABEL",
+    "MIN_PASSPHRASE",
+    "NAME",
+    "ROLES",
+    "STORE_VERSION",
+    "KdfParams",
+    "KeyStore",
+    "check_apart",
+]
 
 
 # --------------------------------------------------------------------------------------------
 # the store
 
 
-class KeyStore:
+class KeyStore(SigningKeys):
     """An opened key store: the master key is in memory; every change is written at once.
 
     Create with :meth:`create`, open with :meth:`open`. Example::
@@ -256,7 +232,7 @@ class KeyStore:
                 )
             )
         raw = p.read_bytes()
-        doc = cls._parse(p, raw)
+        doc = _parse(p, raw)
         params = KdfParams.from_dict(doc["kdf"], p)
         kek = params.derive(passphrase)
         master = cls._unwrap_master(doc, kek, p)
@@ -288,68 +264,6 @@ class KeyStore:
     def _check_seal(self, doc: dict[str, Any]) -> None:
         if not hmac.compare_digest(self._seal(doc), _decode_b64(doc.get("seal"), self.path, "seal")):
             raise _tampered(self.path)
-
-    @staticmethod
-    def _parse(p: Path, raw: bytes) -> dict[str, Any]:
-        if not raw.strip():
-            raise KeyStoreError(
-                Problem("keystore_truncated", "the key store is empty (truncated)", file=str(p))
-            )
-        if not raw.endswith(b"\n}\n"):  # the writer always ends the top-level object on its own line
-            raise KeyStoreError(
-                Problem(
-                    "keystore_truncated",
-                    "the key store is truncated (or edited): it does not end the way lsssdc writes it",
-                    file=str(p),
-                    hint="restore the key store from its backup",
-                )
-            )
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise KeyStoreError(
-                Problem(
-                    "keystore_not_json",
-                    "the key store is not valid JSON (damaged or edited)",
-                    file=str(p),
-                    hint="restore the key store from its backup",
-                )
-            ) from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise KeyStoreError(Problem("not_a_keystore", "the file is not an lsssdc key store", file=str(p)))
-        version = doc.get("version")
-        if type(version) is not int or version != STORE_VERSION:
-            shown = str(version) if isinstance(version, int) and not isinstance(version, bool) else "?"
-            raise KeyStoreError(
-                Problem(
-                    "keystore_version",
-                    f"unknown key store version {shown} (this lsssdc reads version {STORE_VERSION})",
-                    file=str(p),
-                    hint="use the lsssdc release that wrote it",
-                )
-            )
-        expected = {
-            "format": str,
-            "version": int,
-            "store_id": str,
-            "created": str,
-            "kdf": dict,
-            "master": dict,
-            "master_history": list,
-            "projects": dict,
-            "deleted_projects": dict,
-            "signers": dict,
-            "root": dict,
-            "seal": str,
-        }
-        if set(doc) != set(expected) or not all(isinstance(doc[k], t) for k, t in expected.items()):
-            raise _damaged(p, "unexpected or missing fields")
-        if _serialise(doc) != raw:
-            raise _damaged(p, "it is not byte for byte as lsssdc wrote it")
-        master = doc["master"]
-        if not isinstance(master.get("version"), int) or not 1 <= master["version"] <= MAX_VERSION:
-            raise _damaged(p, "bad master key version")
-        return doc
 
     # -- wrapping --
 
@@ -545,7 +459,7 @@ class KeyStore:
         changed = _changed(self.path)
         if raw is None:
             raise changed
-        doc = self._parse(self.path, raw)
+        doc = _parse(self.path, raw)
         # another passphrase or master key now: the store must be opened again
         if self._unwrap_master(doc, self._kek, self.path) != self._master or doc["store_id"] != self.store_id:
             raise changed
@@ -624,229 +538,6 @@ class KeyStore:
         """The key of the ledger's person index ("which deliveries held person X")."""
         return self.derive_key(AUDIT_INDEX_LABEL)
 
-    # -- signing keys --
-
-    def signers(self) -> list[str]:
-        return sorted(self._doc["signers"])
-
-    def add_signer(
-        self,
-        name: str,
-        secret: str,
-        roles: Iterable[str] = ("preparer",),
-        *,
-        by: str | None = None,
-        kdf: KdfParams | None = None,
-    ) -> Ed25519PublicKey:
-        """Generate an Ed25519 signing key for a named actor in the given roles; returns its public key.
-
-        The private key is wrapped under a key derived from the actor's own ``secret``, not under
-        the store's master key: whoever opens the store with its passphrase can verify every
-        actor but sign as none of them. The roles are bound into the wrapping, so editing them
-        in the file makes the key unusable. Once the store has a custodian, a new actor is added
-        only ``by`` a custodian whose key is unlocked here (their own secret), so the passphrase
-        alone cannot make a reviewer.
-        """
-        self._check_name(name)
-        wanted = self._check_roles(roles)
-        custodians = [n for n, e in self._doc["signers"].items() if "custodian" in (e.get("roles") or [])]
-        if (custodians or by is not None) and (
-            by is None or by not in custodians or by not in self._unlocked
-        ):
-            raise KeyStoreError(
-                Problem(
-                    "custodian_needed",
-                    "a new actor is added by a key custodian, with that custodian's own secret",
-                    file=str(self.path),
-                    hint="give --by CUSTODIAN (secret from LSSSDC_CUSTODIAN_SECRET or a prompt)",
-                )
-            )
-        if name in self._doc["signers"]:
-            raise KeyStoreError(
-                Problem("signer_exists", f"actor '{name}' already has a signing key", file=str(self.path))
-            )
-        if len(unicodedata.normalize("NFC", secret or "")) < MIN_PASSPHRASE:
-            raise KeyStoreError(
-                Problem("weak_secret", f"an actor's secret must have at least {MIN_PASSPHRASE} characters")
-            )
-        params = kdf or dataclasses.replace(
-            KdfParams.from_dict(self._doc["kdf"], self.path), salt=os.urandom(16)
-        )
-        private = Ed25519PrivateKey.generate()
-        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        # the custodian vouches for the actor's key and roles with a signature the passphrase
-        # cannot make; the first custodian vouches for itself (see lsssdc.identity.actors)
-        endorser = self._unlocked[by] if by is not None else private if "custodian" in wanted else None
-        endorsement = (
-            {
-                "by": by or name,
-                "signature": actors.endorse(endorser, self.store_id, name, public.hex(), wanted, by or name),
-            }
-            if endorser is not None
-            else None
-        )
-        nonce = os.urandom(_NONCE)
-        ct = AESGCM(params.derive(secret)).encrypt(
-            nonce, private.private_bytes_raw(), self._actor_aad(name, wanted)
-        )
-        doc = self._copy()
-        doc["signers"][name] = {
-            "added_by": by,
-            "created": _now(),
-            "public_key": public.hex(),
-            "roles": wanted,
-            "wrap": "actor-secret",
-            "kdf": params.to_dict(),
-            "nonce": _b64(nonce),
-            "ciphertext": _b64(ct),
-        }
-        if endorsement is not None:
-            doc["signers"][name]["endorsement"] = endorsement
-        self._commit(doc)
-        self._unlocked[name] = private
-        return private.public_key()
-
-    def endorse_unendorsed(self, by: str) -> list[str]:
-        """The custodian ``by`` (unlocked with their own secret) vouches for every actor that has no
-        endorsement yet, e.g. actors made before the store had a custodian; returns their names."""
-        key = self._unlocked.get(by)
-        if key is None or "custodian" not in self.roles(by):
-            raise KeyStoreError(
-                Problem(
-                    "custodian_needed",
-                    "actors are endorsed by a key custodian, with that custodian's own secret",
-                    file=str(self.path),
-                )
-            )
-        doc = self._copy()
-        done = []
-        for name, entry in sorted(doc["signers"].items()):
-            if entry.get("endorsement"):
-                continue
-            signer_by = name if name == by else by
-            roles = list(entry.get("roles") or [])
-            sig = actors.endorse(key, self.store_id, name, str(entry.get("public_key")), roles, signer_by)
-            entry["endorsement"] = {"by": signer_by, "signature": sig}
-            done.append(name)
-        if done:
-            self._commit(doc)
-        return done
-
-    def actor_records(self) -> dict[str, dict[str, Any]]:
-        """Each actor's public key, roles and custodian endorsement (no key material)."""
-        return {
-            name: {
-                "public_key": entry.get("public_key"),
-                "roles": list(entry.get("roles") or []),
-                "endorsement": entry.get("endorsement"),
-            }
-            for name, entry in self._doc["signers"].items()
-        }
-
-    def _actor_aad(self, name: str, roles: list[str]) -> bytes:
-        return _canonical({"store_id": self._doc["store_id"], "kind": "signer", "name": name, "roles": roles})
-
-    def _check_roles(self, roles: Iterable[str]) -> list[str]:
-        wanted = sorted(set(roles))
-        unknown = [r for r in wanted if r not in ROLES]
-        if not wanted or unknown:
-            raise KeyStoreError(
-                Problem(
-                    "bad_role",
-                    f"roles are {', '.join(ROLES)}" + (f"; not {', '.join(unknown)}" if unknown else ""),
-                )
-            )
-        return wanted
-
-    def roles(self, name: str) -> list[str]:
-        """The roles the actor was given (bound into the wrapping of their key)."""
-        return list(self._signer(name).get("roles") or [])
-
-    def unlock(self, name: str, secret: str) -> None:
-        """Open an actor's signing key with that actor's own secret, for this process only."""
-        entry = self._signer(name)
-        if entry.get("wrap") != "actor-secret":
-            raise KeyStoreError(
-                Problem(
-                    "legacy_signer",
-                    f"actor '{name}' has no secret of their own (made before per-actor secrets)",
-                    file=str(self.path),
-                    hint="add the actor again under a new name with: lsssdc keys add-signer",
-                )
-            )
-        params = KdfParams.from_dict(entry.get("kdf"), self.path)
-        try:
-            raw = AESGCM(params.derive(secret)).decrypt(
-                _decode_b64(entry.get("nonce"), self.path, "signer nonce"),
-                _decode_b64(entry.get("ciphertext"), self.path, "signer"),
-                self._actor_aad(name, list(entry.get("roles") or [])),
-            )
-        except InvalidTag:
-            raise KeyStoreError(
-                Problem(
-                    "wrong_actor_secret",
-                    f"the secret does not open the signing key of '{name}' (or its roles were changed)",
-                    file=str(self.path),
-                )
-            ) from None
-        private = Ed25519PrivateKey.from_private_bytes(raw)
-        if private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex() != entry["public_key"]:
-            raise _damaged(self.path, f"the signing key of '{name}' does not match its public key")
-        self._unlocked[name] = private
-
-    def get_signing_key(self, name: str, role: str | None = None) -> Ed25519PrivateKey:
-        """The actor's Ed25519 private key, once unlocked with their secret, if they hold ``role``."""
-        entry = self._signer(name)
-        if role is not None and role not in (entry.get("roles") or []):
-            raise KeyStoreError(
-                Problem(
-                    "wrong_role",
-                    f"actor '{name}' does not have the role '{role}' (roles: {', '.join(entry.get('roles') or []) or 'none'})",
-                    file=str(self.path),
-                )
-            )
-        private = self._unlocked.get(name)
-        if private is None:
-            raise KeyStoreError(
-                Problem(
-                    "actor_locked",
-                    f"the signing key of '{name}' needs that actor's own secret",
-                    hint=f"set {ENV_ACTOR_SECRET} or answer the prompt",
-                )
-            )
-        return private
-
-    def public_key(self, name: str) -> Ed25519PublicKey:
-        entry = self._signer(name)
-        try:
-            return Ed25519PublicKey.from_public_bytes(bytes.fromhex(entry["public_key"]))
-        except (ValueError, KeyError, TypeError):
-            raise _damaged(self.path, f"the public key of '{name}'") from None
-
-    def public_keys(self) -> dict[str, Ed25519PublicKey]:
-        """Every actor's public key, e.g. for ``Ledger.open(..., actor_keys=store.public_keys())``."""
-        return {name: self.public_key(name) for name in self.signers()}
-
-    def _check_name(self, name: str) -> None:
-        if not isinstance(name, str) or not NAME.fullmatch(name):
-            raise KeyStoreError(
-                Problem("bad_actor_name", "an actor name is 1-100 letters, digits, '.', '_', '@' or '-'")
-            )
-
-    def _signer(self, name: str) -> dict[str, Any]:
-        self._check_name(name)
-        entry = self._doc["signers"].get(name)
-        if entry is None:
-            raise KeyStoreError(
-                Problem(
-                    "missing_signing_key",
-                    f"actor '{name}' has no signing key in this key store",
-                    file=str(self.path),
-                    hint=f"create one with: lsssdc keys add-signer --name {name}",
-                )
-            )
-        return entry
-
     # -- master key rotation --
 
     def rotate_master(self, new_passphrase: str | None = None) -> int:
@@ -855,7 +546,7 @@ class KeyStore:
         The old master key is forgotten: nothing is wrapped under it any more. Pseudonyms do not
         change (project keys are the same, only wrapped anew).
         """
-        secrets = {
+        secrets: dict[str, Any] = {
             "root": self._unwrap(self._doc["root"], {"kind": "root"}),
             "projects": {
                 (p, int(v)): self._unwrap(e, {"kind": "project", "project": p, "version": int(v)})

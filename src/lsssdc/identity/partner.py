@@ -204,7 +204,7 @@ def export_key(
 ) -> KeyExport:
     """Encrypt one project's pseudonym key for a partner's public key.
 
-    With ``ledger`` (a :class:`lsssdc.audit.ledger.Ledger`) the export is logged as ``key_export``
+    With ``ledger`` (a :class:`lsssdc.ledger.chain.Ledger`) the export is logged as ``key_export``
     by ``actor`` *before* the file is returned, so no key leaves unlogged. Write ``.data`` with
     :func:`write_key_file`.
     """
@@ -217,7 +217,7 @@ def export_key(
         shared = ephemeral.exchange(recipient_key)
     except ValueError:  # a low-order public key gives no shared secret
         raise KeyStoreError(Problem("bad_key", "the recipient's public key is not usable")) from None
-    header = {
+    header: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "scheme": ps.SCHEME,

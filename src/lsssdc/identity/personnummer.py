@@ -22,12 +22,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from pandas.arrays import ArrowStringArray
 
 #: Reason codes for invalid values, in order of precedence. Stable: used in reports.
 REASONS: tuple[str, ...] = (
@@ -106,7 +109,7 @@ def _to_arrow_strings(values: Any) -> pa.StringArray:
             s = pd.Series(pd.array([None] * len(s), dtype="string[pyarrow]"), index=s.index).where(
                 s.isna(), "x"
             )
-    arr = pa.chunked_array(s.array.__arrow_array__()).combine_chunks()
+    arr = pa.chunked_array(cast("ArrowStringArray", s.array).__arrow_array__()).combine_chunks()
     if arr.type != pa.string():
         arr = arr.cast(pa.string())
     return arr
@@ -328,9 +331,20 @@ def _shape_of_any(arr: pa.StringArray, out_text: np.ndarray) -> tuple[_Shape, np
     return shape, cols[0:2]
 
 
+@overload
+def _parse_chunk(
+    arr: pa.StringArray,
+    ref: np.ndarray | np.integer | None,
+    out_text: np.ndarray,
+    details: Literal[True] = ...,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+@overload
+def _parse_chunk(
+    arr: pa.StringArray, ref: np.ndarray | np.integer | None, out_text: np.ndarray, details: Literal[False]
+) -> tuple[np.ndarray, None, None, None]: ...
 def _parse_chunk(
     arr: pa.StringArray, ref: np.ndarray | np.integer | None, out_text: np.ndarray, details: bool = True
-) -> tuple[np.ndarray | None, ...]:
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Parse one slice of values; write the normalised digits into ``out_text`` (n x 12).
 
     Returns (reason code, birth date, sex code, samordningsnummer) for the slice; the last three
@@ -368,7 +382,7 @@ def _parse_chunk(
             ref_year = ref // 10000
             short_year = (ref_year // 100) * 100 + yy
             short_year = np.where(short_year * 10000 + md > ref, short_year - 100, short_year)
-            short_year = np.where(shape.plus, short_year - 100, short_year)
+            short_year = np.where(cast(np.ndarray, shape.plus), short_year - 100, short_year)
             year = np.where(short_form, short_year, year)
             bad_century |= short_form & (ref < 0)
         # a row without a reference date (NaT) has nothing to lie in the future of
@@ -397,6 +411,7 @@ def _parse_chunk(
         if conditions[code] is not None:
             np.copyto(reason_code, np.int8(code), where=conditions[code])
     if first is not None:  # the century of the normalised text, where the value did not give it
+        long_form = cast(np.ndarray, long_form)  # _shape_of_any, which gives ``first``, sets it
         out_text[:, 0] = np.where(long_form, first[0], 48 + year // 1000)
         out_text[:, 1] = np.where(long_form, first[1], 48 + (year // 100) % 10)
     if not details:
@@ -427,7 +442,7 @@ def parse_into(values: Any, reference_date: Any, out_text: np.ndarray) -> np.nda
     reason_code = np.empty(n, np.int8)
     for start in range(0, n, _CHUNK):  # whole slices of values, not rows
         stop = min(n, start + _CHUNK)
-        ref_part = ref if ref is None or np.ndim(ref) == 0 else ref[start:stop]
+        ref_part = ref if ref is None or np.ndim(ref) == 0 else cast(np.ndarray, ref)[start:stop]
         reason_code[start:stop] = _parse_chunk(
             arr.slice(start, stop - start), ref_part, out_text[start:stop], details=False
         )[0]
@@ -454,7 +469,7 @@ def parse(values: Iterable[Any] | pd.Series, reference_date: Any = None) -> pd.D
     for start in range(0, n, _CHUNK):  # whole slices of values, not rows
         stop = min(n, start + _CHUNK)
         part = slice(start, stop)
-        ref_part = ref if ref is None or np.ndim(ref) == 0 else ref[part]
+        ref_part = ref if ref is None or np.ndim(ref) == 0 else cast(np.ndarray, ref)[part]
         (reason_code[part], birth[part], sex_codes[part], samord[part]) = _parse_chunk(
             arr.slice(start, stop - start), ref_part, text[part]
         )
@@ -469,9 +484,9 @@ def parse(values: Iterable[Any] | pd.Series, reference_date: Any = None) -> pd.D
         {
             "personnummer": pd.arrays.ArrowStringArray(pnr),
             "valid": valid,
-            "reason": pd.Categorical.from_codes(reason_code, categories=list(REASONS)),
+            "reason": pd.Categorical.from_codes(reason_code, categories=list(REASONS)),  # type: ignore[call-overload]
             "birth_date": birth,
-            "sex": pd.Categorical.from_codes(sex_codes, categories=list(SEX_CODES)),
+            "sex": pd.Categorical.from_codes(sex_codes, categories=list(SEX_CODES)),  # type: ignore[call-overload]
             "samordningsnummer": samord,
         }
     )
@@ -497,7 +512,7 @@ def age_at(birth_date: pd.Series, on: Any) -> pd.Series:
     b = pd.Series(birth_date) if not isinstance(birth_date, pd.Series) else birth_date
     born = _ymd_ints(_as_datetime64(b))
     if np.isscalar(on) or isinstance(on, dt.date | pd.Timestamp):
-        ts = pd.Timestamp(on)
+        ts = pd.Timestamp(on)  # type: ignore[arg-type]
         when = np.full(len(b), ts.year * 10000 + ts.month * 100 + ts.day, dtype=np.int32)
     else:
         when = _ymd_ints(_as_datetime64(on))

@@ -13,7 +13,7 @@ from lsssdc.errors import KeyStoreError, Problem
 try:  # cryptography >= 44
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 except ImportError:  # pragma: no cover - depends on the installed cryptography
-    Argon2id = None
+    Argon2id = None  # type: ignore[assignment,misc]
 
 DATA_SUFFIXES = frozenset(
     {".csv", ".parquet", ".pq", ".dta", ".xpt", ".sas7bdat", ".sav", ".xlsx", ".xls", ".tsv", ".zip"}

@@ -362,7 +362,7 @@ def _pseudonymise_chunks(
     for start, stop, blocks in chunks:
         if blocks is None:  # a value failed: keep parsing to name every bad row, encrypt nothing more
             continue
-        words = np.frombuffer(encryptor.update(blocks), dtype="<u8").reshape(stop - start, 2)
+        words = np.frombuffer(encryptor.update(blocks), dtype="<u8").reshape(stop - start, 2)  # type: ignore[arg-type]
         hi, lo = _letters(words)
         fields["prefix"][start:stop] = prefix
         fields["high"][start:stop] = hi.view("S16").ravel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import pandas as pd
 
@@ -21,7 +22,7 @@ FIRST_YEAR = 1999
 RIKET = "00"
 
 
-def _read(name: str, **kwargs: object) -> pd.DataFrame:
+def _read(name: str, **kwargs: Any) -> pd.DataFrame:
     with (_DATA / name).open("rb") as fh:
         return pd.read_csv(fh, dtype=str, keep_default_na=False, **kwargs)
 

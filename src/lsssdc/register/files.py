@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ from lsssdc.errors import InputDataError, Problem
 from lsssdc.fileio import read_table, write_table
 from lsssdc.identity import personnummer as pnr_mod
 from lsssdc.register import variables as V
+
+if TYPE_CHECKING:
+    from pandas.arrays import ArrowStringArray
 
 DEATH_COLUMNS = ("personnummer", "death_date")
 _DECIMAL = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$"  # a number of 0 or more, as CSV and Parquet writers print it
@@ -60,7 +64,7 @@ def _text(s: pd.Series) -> pa.StringArray:
 
     Trimming is skipped when no byte of the column could be whitespace (the usual case), which
     saves a pass over every value of a large file."""
-    arr = s.astype("string[pyarrow]").array.__arrow_array__()
+    arr = cast("ArrowStringArray", s.astype("string[pyarrow]").array).__arrow_array__()
     if isinstance(arr, pa.ChunkedArray):  # one chunk, as read_table gives, is used as is (no copy)
         arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     if arr.type != pa.large_string():  # the type pandas keeps its text in

@@ -390,7 +390,7 @@ def _build_register(rng: np.random.Generator, people: pd.DataFrame, py: pd.DataF
         flag["familjehem"] | flag["bostad_barn"] | flag["bostad_vuxna"] | flag["annan_bostad_vuxna"]
     ) == 1
     bk_other = u[:, 12] < 0.05
-    out["boendekommun"] = np.where(housing, np.where(bk_other, other_codes, home_codes), None)
+    out["boendekommun"] = np.where(housing, np.where(bk_other, other_codes, home_codes), None)  # type: ignore[assignment]
     out["personkrets"] = np.where((pk == "3") & (u[:, 13] < 0.4), "4", pk)  # recoded below per year
 
     # hours and days (from 2007), stable per person with small yearly noise
@@ -428,7 +428,7 @@ def _finalise(reg: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
         reg[col] = fixed
     pk = reg["personkrets"].to_numpy(dtype=object)
     pk = np.where((pk == "4") & (year > 2003), "3", pk)
-    reg["personkrets"] = np.where((year >= 2004) & (year <= 2006), None, pk)
+    reg["personkrets"] = np.where((year >= 2004) & (year <= 2006), None, pk)  # type: ignore[call-overload]
     reg.loc[(year >= 2004) & (year <= 2006), "boendekommun"] = None
     boende = (reg["bostad_vuxna"] | reg["annan_bostad_vuxna"]).to_numpy()
     reg["boende_vuxna"] = boende
@@ -586,7 +586,7 @@ def inject_violations(
             keep = np.where(f("kontaktperson")[rows], "kontaktperson", "korttidsvistelse")
             for name in V.INSATSER:
                 coll = dup[name].notna()
-                dup[name] = pd.array(np.where(coll, (keep == name).astype(int), pd.NA), dtype="Int8")
+                dup[name] = pd.array(np.where(coll, (keep == name).astype(int), pd.NA), dtype="Int8")  # type: ignore[call-overload]
             for amount in V.AMOUNTS:
                 dup[amount] = pd.array([pd.NA] * k, dtype="Float64")
             dup["kommun"] = pd.array(

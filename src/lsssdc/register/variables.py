@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,7 @@ class Variable:
 _FLAG = {"0": ("insatsen ges inte", "not given"), "1": ("insatsen ges", "given")}
 
 
-def _flag(name: str, sv: str, en: str, lss: str, **kw: object) -> Variable:
+def _flag(name: str, sv: str, en: str, lss: str, **kw: Any) -> Variable:
     return Variable(name, sv, en, "flag", "Int8", lss=lss, values=_FLAG, **kw)
 
 

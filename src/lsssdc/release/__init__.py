@@ -9,7 +9,6 @@ from typing import Any
 
 from lsssdc import faults
 from lsssdc import policy as P
-from lsssdc.audit import person_index as pindex
 from lsssdc.errors import (
     DisclosureRefused,
     InputDataError,
@@ -19,6 +18,7 @@ from lsssdc.errors import (
     has_personnummer_shape,
 )
 from lsssdc.identity import actors
+from lsssdc.ledger import person_index as pindex
 from lsssdc.release import approval, decisions, heads, package
 from lsssdc.release.candidate import HEAD, REJECTION, Candidate, approval_name, load
 

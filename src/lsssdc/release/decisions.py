@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from lsssdc.audit.entries import public_bytes
-from lsssdc.audit.ledger import Checkpoint, Entry, Ledger
 from lsssdc.errors import DisclosureRefused, LedgerIntegrityError, Problem
+from lsssdc.ledger.chain import Checkpoint, Entry, Ledger
+from lsssdc.ledger.entries import public_bytes
 
 
 @dataclass(frozen=True)

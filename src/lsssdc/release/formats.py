@@ -229,7 +229,7 @@ def write_stata(df: pd.DataFrame, folder: Path, ctx: Context) -> list[Output]:
         time_stamp=ctx.stamp,
         data_label=ctx.label[:80],
         variable_labels=var_labels,
-        value_labels=value_labels or None,
+        value_labels=value_labels or None,  # type: ignore[arg-type]
     )
     (folder / "data-labels-en.do").write_text(stata_english_do(df, ctx), encoding="utf-8")
     return [

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lsssdc import policy as P
-from lsssdc.audit.ledger import Checkpoint
 from lsssdc.errors import LedgerIntegrityError, LsssdcError, Problem
+from lsssdc.ledger.chain import Checkpoint
 
 ENV = "LSSSDC_CHECKPOINTS"
 

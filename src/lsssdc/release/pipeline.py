@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,6 @@ import pandas as pd
 import lsssdc
 from lsssdc import coarsen as C
 from lsssdc import faults, linkage, shipped
-from lsssdc.audit import person_index as pindex
 from lsssdc.disclosure import membership as M
 from lsssdc.disclosure import persons as P
 from lsssdc.disclosure import table_output
@@ -29,10 +28,11 @@ from lsssdc.disclosure.tables import cellkey
 from lsssdc.errors import DisclosureRefused, KeyStoreError, LedgerIntegrityError, LsssdcError
 from lsssdc.identity import actors
 from lsssdc.identity import pseudonym as pseudo
+from lsssdc.ledger import person_index as pindex
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.register import variables as V
 from lsssdc.release import candidate as cand
-from lsssdc.release import history, report_facts, table_history, tables_flow
+from lsssdc.release import history, report_facts, table_history, table_orders
 from lsssdc.release import report as rep
 from lsssdc.release.extract import select
 
@@ -152,6 +152,7 @@ def coarsen_extract(df: pd.DataFrame, policy: Policy) -> tuple[pd.DataFrame, lis
                 continue
         if spec.level != "kommun":
             level_name = _KOMMUN_LEVEL_NAMES[spec.level]
+            assert level_name is not None  # only the level kommun has no name of its own
             name = level_name if col == "kommun" else f"{col}_{level_name}"
             put(
                 col,
@@ -212,6 +213,8 @@ def _coarse_name(var: str, columns: list[str]) -> str | None:
 
 
 def _histograms(sizes: np.ndarray) -> dict[str, dict[str, int]]:
+    lo: float
+    hi: float | None
     hist = {}
     for lo, hi, label in _HIST_BINS:
         m = sizes >= lo if hi is None else (sizes >= lo) & (sizes <= hi)
@@ -233,7 +236,7 @@ def suppression_order(qis: list[str], policy: Policy) -> list[str]:
     """Quasi-identifiers from first suppressed to last: the policy's suppression_order, else the
     quasi-identifiers in reverse; the year is suppressed last."""
     names = {q: _coarse_name(q, qis) for q in policy.suppression_order}
-    first = [names[q] for q in policy.suppression_order if names.get(q)]
+    first = cast(list[str], [names[q] for q in policy.suppression_order if names.get(q)])
     rest = [q for q in reversed(qis) if q not in first and q != "year"]
     return [*first, *rest, *(["year"] if "year" in qis else [])]
 
@@ -512,14 +515,14 @@ def prepare(
         check_order(order, policy)
         if order.tables:
             say(f"building, suppressing and auditing {len(order.tables)} table(s)")
-            protected, table_report, tsum, kept = tables_flow.protect_tables(
+            protected, table_report, tsum, kept = table_orders.protect_tables(
                 policy,
                 order,
                 register,
                 ledger=ledger,
                 work_dir=work_dir,
                 record_secret=keystore.derive_key(cellkey.KEY_LABEL)
-                if tables_flow.uses_cell_key(policy)
+                if table_orders.uses_cell_key(policy)
                 else None,
             )
             report["tables"] = tsum["tables"]
@@ -563,7 +566,7 @@ def prepare(
             else history.History()
         )
         report["history"] = past.to_dict() | {"ledger": ledger is not None}
-        joined = (past.profiles, past.persons) if past.profiles is not None else None
+        joined = (past.profiles, cast(pd.Series, past.persons)) if past.profiles is not None else None
         holds = (
             "this delivery and the project's earlier deliveries on the ledger ("
             + (", ".join(d["order_id"] for d in past.deliveries) or "none so far")
@@ -601,6 +604,28 @@ def prepare(
         if member_facts is not None:
             report["risk"]["membership"] = member_facts
         checks += member_checks
+        if ledger is not None:
+            # the table packages delivered for the same years: the extract must not undo them
+            tables_held = table_orders.check_extract(
+                order,
+                treated,
+                register,
+                ledger=ledger,
+                work_dir=work_dir,
+                record_secret=keystore.derive_key(cellkey.KEY_LABEL),
+            )
+            if tables_held is not None:
+                report["tables_held"] = tables_held
+                checks.append(
+                    Check(
+                        "published_tables",
+                        True,
+                        f"the tables delivered for these years ({len(tables_held['tables'])} release(s)) "
+                        "stay protected with this extract",
+                        tables_held["cells_held"],
+                        None,
+                    )
+                )
         leaked = [i for i in policy.identifiers if i in treated.columns]
         checks.append(
             Check(
@@ -646,6 +671,7 @@ def prepare(
             kept.save(tmp / table_history.WITNESSES)
     if releasable and data is not None:
         data.to_parquet(tmp / "data.parquet", index=False)
+        assert person_idx is not None  # built before the data it indexes
         (tmp / "person_index.bin").write_bytes(person_idx.tags)
     kind = "tables" if order.tables else "microdata"
     meta = {

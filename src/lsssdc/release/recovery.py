@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsssdc.audit.ledger import Ledger
+from lsssdc.ledger.chain import Ledger
 from lsssdc.release import package
 from lsssdc.release.candidate import APPROVAL, HEAD, MANIFEST, MORE_APPROVALS, REJECTION, sha256_file
 

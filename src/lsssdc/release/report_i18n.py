@@ -65,6 +65,12 @@ TEXT: dict[str, tuple[str, str]] = {
     "check_membership": ("Medlemskap i leveransen", "Membership of the delivery"),
     "check_identifiers": ("Direkta identifierare", "Direct identifiers"),
     "check_table_audit": ("Angriparens granskning av tabellerna", "The attacker's audit of the tables"),
+    "check_published_tables": ("Tabeller utlämnade för samma år", "Tables delivered for the same years"),
+    "why_published_tables": (
+        "Tabellerna som lämnats ut för samma år förblir skyddade med detta uttag ({figure} celler "
+        "till kan räknas ur uttaget).",
+        "",
+    ),
     "check_disclosure": ("Röjandekontroll", "Disclosure control"),
     "check_input": ("Underlag", "Input"),
     # Swedish reasons (the English ones are the gate's own sentences)
@@ -578,6 +584,8 @@ class Lang:
             return self.t("why_identifiers_tables" if tables else "why_identifiers_ok")
         if name == "table_audit":
             return self.t("why_table_audit_ok") if ok else self.t("why_table_audit_fail", figure=self.n(fig))
+        if name == "published_tables" and ok and fig is not None:
+            return self.t("why_published_tables", figure=self.n(fig))
         return ""  # no Swedish sentence: the template shows the English one, marked as English
 
     def rule(self, implication: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from lsssdc.audit.ledger import Ledger
+from lsssdc.ledger.chain import Ledger
 from lsssdc.release.decisions import trusted
 
 

@@ -53,6 +53,8 @@ class EarlierTables:
     shown: list[np.ndarray] = field(default_factory=list)
     #: the release's witnesses as kept in its candidate (reviewer-only), tables by name
     witnesses: pd.DataFrame | None = None
+    #: the policy the release was protected under, as its report recorded it
+    policy: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +65,9 @@ class Extract:
     content_hash: str
     entry: int
     data: pd.DataFrame
+    #: who the order selected (persons with any of these insatser, in these personkretsar; an
+    #: empty list: everybody): the extract holds every such person of its years
+    population: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -191,11 +196,14 @@ def earlier(
                     protection,
                     [r[1] for r in read],
                     _read_witnesses(c),
+                    report["policy"],
                 )
             )
         elif (c.path / history.DATA).is_file():
             data = pd.read_parquet(c.path / history.DATA)
-            out.extracts.append(Extract(c.order_id, c.content_hash, entry.seq, data))
+            report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
+            population = (report.get("order") or {}).get("population") or {}
+            out.extracts.append(Extract(c.order_id, c.content_hash, entry.seq, data, population))
     return out
 
 
@@ -333,6 +341,27 @@ def derivable(t: Table, data: pd.DataFrame, year: set[str]) -> np.ndarray:
     return ok
 
 
+def _covered(t: Table, population: dict[str, list[str]]) -> np.ndarray:
+    """Cells whose every person the extract holds (its order selected them all): only there does
+    a published count less the extract's own count tell what the extract's blanks hold. Where
+    the cell also counts persons the order did not select, the difference mixes them in."""
+    wanted = set(population.get("insatser") or [])
+    kretsar = set(population.get("personkrets") or [])
+    scope = {s for s in str(t.scope.get("insatser", "")).split(",") if s}
+    ok = np.full(t.size, not wanted or scope <= wanted)
+    if "insats" in t.dims and wanted:
+        h = t.hierarchies["insats"]
+        leaf_in = h.is_leaf & np.isin(np.asarray(h.codes, dtype=object).astype(str), list(wanted))
+        ok |= leaf_in[t.nodes[:, t.dims.index("insats")]]
+    if kretsar:
+        if "personkrets" not in t.dims:
+            return np.zeros(t.size, bool)
+        h = t.hierarchies["personkrets"]
+        leaf_in = h.is_leaf & np.isin(np.asarray(h.codes, dtype=object).astype(str), list(kretsar))
+        ok &= leaf_in[t.nodes[:, t.dims.index("personkrets")]]
+    return ok
+
+
 #: table dimensions and the extract variables that give them
 _VARIABLE_OF = {"kommun": ("kommun", "lan"), "lan": ("lan", "kommun"), "age_band": ("age_band", "age")}
 _FLAGS = "suppressed"
@@ -358,6 +387,7 @@ def refill(t: Table, ex: Extract) -> list[str]:
         for text in pd.unique(data.loc[in_year, _FLAGS].dropna()):
             blank |= set(str(text).split())
     derivable_nodes = _derivable_dims(t, data)
+    covered = _covered(t, ex.population)
     out = []
     for j, d in enumerate(t.dims):
         names = _VARIABLE_OF.get(d, (d,))
@@ -365,7 +395,7 @@ def refill(t: Table, ex: Extract) -> list[str]:
             continue
         h = t.hierarchies[d]
         shown = ~((h.parent_array < 0) & ~h.is_leaf)  # below the total
-        at = shown[t.nodes[:, j]]
+        at = shown[t.nodes[:, j]] & covered
         for k, other in enumerate(t.dims):
             if k != j:
                 at &= derivable_nodes[other][t.nodes[:, k]]

@@ -340,7 +340,7 @@ def _lp(c: np.ndarray, model: _Model, integer: bool = False) -> np.ndarray | Non
         c,
         constraints=LinearConstraint(a, lo, hi) if a.shape[0] else (),
         bounds=Bounds(model.lb, model.ub),
-        integrality=np.ones(len(c)) if integer else None,
+        integrality=np.ones(len(c)) if integer else None,  # type: ignore[arg-type]
     )
     return res.x if res.status == 0 and res.x is not None else None
 
@@ -606,7 +606,7 @@ def _attack(
         m = sp.vstack([a_eq, a_ub]).tocsr()
         pattern = (abs(m) > 0).astype(np.int8)
         # components of the bipartite graph of rows and hidden cells (cells first)
-        graph = sp.bmat([[None, pattern.T], [pattern, None]], format="csr")
+        graph = sp.bmat([[None, pattern.T], [pattern, None]], format="csr")  # type: ignore[call-overload]
         _, label_all = connected_components(graph, directed=False)
         _, label = np.unique(label_all[:nv], return_inverse=True)
         n_comp = int(label.max()) + 1
@@ -621,6 +621,8 @@ def _attack(
     order = np.argsort(label, kind="stable")
     bounds_c = np.searchsorted(label[order], np.arange(n_comp + 1))
     small = nv <= exact_limit if exact is None else exact
+    lo: float | np.ndarray
+    hi: float | np.ndarray
     for comp in range(n_comp):
         cols = order[bounds_c[comp] : bounds_c[comp + 1]]
         if not small and (cert_up[cols] & cert_down[cols]).all():
@@ -718,7 +720,7 @@ def _attack(
     )
     bad = cells[~cells["ok"].astype(bool)] if len(cells) else cells
     for r in bad.itertuples(index=False):
-        d = r._asdict()
+        d = r._asdict()  # type: ignore[operator,misc]  # the stubs' named tuple lacks _asdict
         why = (
             "published"
             if d["status"] == "published"

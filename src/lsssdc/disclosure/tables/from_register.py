@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -178,10 +179,10 @@ def _records(
     if measure is not None:
         amounts = np.zeros((n, len(insatser)), np.float64)
         for j, name in enumerate(insatser):
-            col = _amount_column(name, measure)
-            if col not in register.columns:
-                raise _fail("missing_column", f"missing amount column '{col}'", column=col)
-            amounts[:, j] = pd.to_numeric(register[col], errors="coerce").to_numpy(dtype=np.float64)
+            amount_col = _amount_column(name, measure)
+            if amount_col not in register.columns:
+                raise _fail("missing_column", f"missing amount column '{amount_col}'", column=amount_col)
+            amounts[:, j] = pd.to_numeric(register[amount_col], errors="coerce").to_numpy(dtype=np.float64)
         weight = amounts[row, ins]
         bad = ~np.isfinite(weight) | (weight < 0)
         if bad.any():
@@ -321,7 +322,7 @@ def build_table(
         hierarchies = {hierarchies.dim: hierarchies}
     elif isinstance(hierarchies, list | tuple):
         hierarchies = {h.dim: h for h in hierarchies}
-    hierarchies = dict(hierarchies or {})
+    hierarchies = dict(cast("Mapping[str, CodeTree] | None", hierarchies) or {})
     for d in dims:
         if d not in hierarchies:
             if d == "insats":
@@ -406,10 +407,13 @@ def build_table(
         value = contributors.astype(np.float64)
 
     # every cell's coordinates
-    grid = np.indices(tuple(sizes)).reshape(len(dims), -1).T.astype(np.int64) if n_cells else None
+    # (never None: n_cells > 0, as every record's code was found in every dimension above)
+    grid = cast(
+        np.ndarray, np.indices(tuple(sizes)).reshape(len(dims), -1).T.astype(np.int64) if n_cells else None
+    )
     cells = pd.DataFrame(
         {
-            d: pd.Categorical.from_codes(grid[:, j], categories=list(h.codes))
+            d: pd.Categorical.from_codes(grid[:, j], categories=list(h.codes))  # type: ignore[call-overload]
             for j, (d, h) in enumerate(zip(dims, hs, strict=True))
         }
     )
@@ -497,7 +501,9 @@ def _structural(
         for insats, (_rule, first, last) in register_rules.INSATS_AGES.items():
             lo = -np.inf if first is None else first
             hi = np.inf if last is None else last
-            bad_nodes = [i for i, sp in enumerate(spans) if sp is not None and (sp[1] + 1 < lo or sp[0] > hi)]
+            bad_nodes: list[int] | np.ndarray = [
+                i for i, sp in enumerate(spans) if sp is not None and (sp[1] + 1 < lo or sp[0] > hi)
+            ]
             if bad_nodes:
                 out |= (ins_codes == insats) & np.isin(grid[:, j], bad_nodes)
     if "personkrets" in dims:
@@ -562,6 +568,7 @@ def _relations(
             if ins_pos is None:
                 kind = np.full(len(par), SUM, np.int8)
             else:
+                assert ins_leaf is not None  # set whenever ins_pos is
                 kind = np.where(ins_leaf[grid[par, ins_pos]], SUM, UNION).astype(np.int8)
             sums = np.add.reduceat(value[ch], np.cumsum(cnt) - cnt) if len(ch) else np.zeros(0)
             broken = (kind == SUM) & ~np.isclose(sums, value[par])
@@ -607,7 +614,7 @@ def _relations(
             children=np.concatenate(children).astype(np.int64),
         )
     else:
-        rel = Relations(
+        rel = Relations(  # type: ignore[call-arg]  # mypy cannot count the starred arguments
             *(np.zeros(0, np.int64) for _ in range(3)), np.zeros(1, np.int64), np.zeros(0, np.int64)
         )
     _check_relations(rel, value)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from lsssdc.disclosure.tables.joint import _Joint
 from lsssdc.disclosure.tables.model import DISJOINT, SUM, UNION, Table, _ragged_arange
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 # ---------------------------------------------------------------------------------------------
 # the hypercube pass: for each primary cell a small balanced deviation (a witness)
@@ -326,7 +329,7 @@ class _Witnesses:
         default_factory=list
     )
 
-    def add(self, target: np.ndarray, direction: np.ndarray, cells: np.ndarray, y: np.ndarray) -> None:
+    def add(self, target: ArrayLike, direction: ArrayLike, cells: np.ndarray, y: np.ndarray) -> None:
         """Add witnesses given as padded matrices (one row each; cells -1 pad)."""
         cells = np.atleast_2d(np.asarray(cells, np.int64))
         y = np.atleast_2d(np.asarray(y, np.float64))

@@ -430,9 +430,10 @@ def _protect_group(
         done_up, done_down = done
     t_cubes = time.perf_counter() - started
     repaired = 0
+    g: int | np.integer
     for g in np.flatnonzero(~done_up | ~done_down):  # cells the cubes did not protect
-        for done, sign, delta in ((done_up, 1, joint.upl[g]), (done_down, -1, joint.lpl[g])):
-            if done[g] or delta <= 0:
+        for covered, sign, delta in ((done_up, 1, joint.upl[g]), (done_down, -1, joint.lpl[g])):
+            if covered[g] or delta <= 0:
                 continue
             cells, y = _repair(joint, hidden, cost, int(g), sign * float(delta))
             hidden[cells] = True

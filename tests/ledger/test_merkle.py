@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lsssdc.audit import merkle
-from lsssdc.audit.merkle import ProofError
+from lsssdc.ledger import merkle
+from lsssdc.ledger.merkle import ProofError
 
 LEAVES = [
     bytes.fromhex(h)

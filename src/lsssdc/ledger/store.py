@@ -57,6 +57,9 @@ class PersonIndexRow:
 class LedgerStore(ABC):
     """Append-only rows of a ledger. Writes happen only inside :meth:`write`."""
 
+    #: whether opening made a new, empty ledger (set by each store when it opens)
+    created: bool
+
     @abstractmethod
     def write(self) -> AbstractContextManager[None]:
         """One exclusive transaction: committed on success, rolled back on any error."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lsssdc.audit.ledger import Checkpoint, Ledger
+from lsssdc.ledger.chain import Checkpoint, Ledger
 from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
 from tests.release.conftest import small  # noqa: F401 - fixture
 
@@ -62,7 +62,7 @@ def test_append_verify_and_checkpoint(target: str) -> None:
 
 
 def test_both_stores_hold_the_same_entries_and_root(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
-    from lsssdc.audit import ledger as L
+    from lsssdc.ledger import chain as L
 
     frozen = L.utc_now()
     roots = []
@@ -163,7 +163,7 @@ def test_a_release_through_the_command_line_on_a_postgres_ledger(  # noqa: F811
 
 
 def test_copy_between_stores_keeps_every_proof(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
-    from lsssdc.audit.ledger import copy_ledger
+    from lsssdc.ledger.chain import copy_ledger
 
     src = _fill(str(tmp_path / "a.sqlite"))
     cp = src.checkpoint()

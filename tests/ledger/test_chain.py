@@ -23,9 +23,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lsssdc import refdata
-from lsssdc.audit import merkle
-from lsssdc.audit.ledger import Checkpoint, Ledger, find_personnummer, public_bytes
 from lsssdc.errors import InputDataError, KeyStoreError, LedgerIntegrityError
+from lsssdc.ledger import merkle
+from lsssdc.ledger.chain import Checkpoint, Ledger, find_personnummer, public_bytes
 from tests.pg import create_database, postgres_server, postgres_url  # noqa: F401 - fixtures
 
 ORIGIN = "lsssdc-ledger/test"

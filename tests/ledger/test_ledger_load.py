@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from benchmarks.bench_ledger import run_load
-from lsssdc.audit.ledger import Ledger
+from lsssdc.ledger.chain import Ledger
 from tests.pg import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow  # two stores, a few seconds of appending each, spawned processes

@@ -1,6 +1,6 @@
 """The ledger on PostgreSQL, for several reviewers and an ordering service at once.
 
-The same rows as the SQLite store (:mod:`lsssdc.audit.store`), so entries, hashes, signatures,
+The same rows as the SQLite store (:mod:`lsssdc.ledger.store`), so entries, hashes, signatures,
 the Merkle tree and signed heads are identical on both. Appends are serialised by the database,
 never by a lock file: every write transaction first takes a transaction-scoped advisory lock,
 so two appends can never read the same head. Triggers refuse UPDATE, DELETE and TRUNCATE on
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from lsssdc.audit.store import SCHEMA_VERSION, CheckpointRow, EntryRow, LedgerStore, PersonIndexRow
 from lsssdc.errors import InputDataError, Problem
+from lsssdc.ledger.store import SCHEMA_VERSION, CheckpointRow, EntryRow, LedgerStore, PersonIndexRow
 
 #: the advisory lock every append takes (one writer at a time per database)
 LOCK_ID = 0x6C737364  # "lssd"

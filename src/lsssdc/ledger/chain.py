@@ -9,7 +9,7 @@ detects a truncated or rewritten ledger even when every row was forged consisten
 The API is append-only; :meth:`Ledger.verify` trusts nothing in the file and names the first
 entry that diverges. No personnummer is ever stored: payloads that look like they hold one are
 refused, and "which deliveries held person X" is answered from keyed tags
-(:mod:`lsssdc.audit.person_index`).
+(:mod:`lsssdc.ledger.person_index`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from lsssdc.audit import merkle
-from lsssdc.audit import person_index as pindex
-from lsssdc.audit.entries import (
+from lsssdc.errors import InputDataError, KeyStoreError, LedgerIntegrityError, Problem
+from lsssdc.ledger import merkle
+from lsssdc.ledger import person_index as pindex
+from lsssdc.ledger.entries import (
     ENTRY_FIELDS,
     ENTRY_VERSION,
     GENESIS,
@@ -42,9 +43,8 @@ from lsssdc.audit.entries import (
     public_key_from_hex,
     utc_now,
 )
-from lsssdc.audit.payload import canonical, find_personnummer, jsonable
-from lsssdc.audit.store import CheckpointRow, EntryRow, LedgerStore, PersonIndexRow, SQLiteStore
-from lsssdc.errors import InputDataError, KeyStoreError, LedgerIntegrityError, Problem
+from lsssdc.ledger.payload import canonical, find_personnummer, jsonable
+from lsssdc.ledger.store import CheckpointRow, EntryRow, LedgerStore, PersonIndexRow, SQLiteStore
 
 #: The kinds of entry the release workflow writes. Anything else is refused.
 KINDS: frozenset[str] = frozenset(
@@ -68,7 +68,7 @@ KINDS: frozenset[str] = frozenset(
 def open_store(target: str | Path, *, create: bool = True, readonly: bool = False) -> LedgerStore:
     """The store a ledger target names: ``postgresql://...`` a PostgreSQL database, else a SQLite
     file (opened read-only with ``readonly``: verification never writes to what it checks)."""
-    from lsssdc.audit import postgres
+    from lsssdc.ledger import postgres
 
     if postgres.is_url(target):
         return postgres.PostgresStore(str(target), create=create and not readonly)
@@ -266,7 +266,7 @@ class Ledger:
     ) -> Entry:
         size, head, frontier = state
         seq = size + 1
-        body_obj = {
+        body_obj: dict[str, Any] = {
             "v": ENTRY_VERSION,
             "seq": seq,
             "time": format_time(self.clock()),
@@ -303,7 +303,7 @@ class Ledger:
     ) -> Entry:
         """Add one signed entry in one transaction and return it.
 
-        ``persons`` (a :class:`~lsssdc.audit.person_index.PersonIndex`) stores the delivery's
+        ``persons`` (a :class:`~lsssdc.ledger.person_index.PersonIndex`) stores the delivery's
         keyed person tags with the entry and its summary under ``payload["person_index"]``.
         ``checkpoint=True`` also stores a signed checkpoint of the new head (same transaction).
         """

@@ -16,10 +16,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from lsssdc.audit import merkle
-from lsssdc.audit.store import CheckpointRow, EntryRow
 from lsssdc.errors import InputDataError, LedgerIntegrityError, Problem
 from lsssdc.fileio import atomic_path
+from lsssdc.ledger import merkle
+from lsssdc.ledger.store import CheckpointRow, EntryRow
 
 ENTRY_VERSION = 1
 GENESIS = "0" * 64  # the "previous hash" of entry 1

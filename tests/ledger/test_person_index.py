@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lsssdc.audit import person_index as pindex
-from lsssdc.audit.ledger import Ledger
 from lsssdc.errors import InputDataError, KeyStoreError, LedgerIntegrityError
+from lsssdc.ledger import person_index as pindex
+from lsssdc.ledger.chain import Ledger
 from lsssdc.register import synth
 
 KEY = hashlib.sha256(b"audit index key for tests").digest()

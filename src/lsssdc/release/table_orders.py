@@ -329,6 +329,72 @@ def protect_tables(
     return protected, report, summary, KeptWitnesses(everything, names)
 
 
+def check_extract(
+    order: Order,
+    data: pd.DataFrame,
+    register: pd.DataFrame,
+    *,
+    ledger: Any,
+    work_dir: str | Path,
+    record_secret: bytes | None = None,
+) -> dict[str, Any] | None:
+    """A microdata extract (its rows as they would be delivered) against the table packages
+    delivered before for its years: the reverse of a table order measured with the extracts.
+
+    The holder of the extract can count every cell whose coordinates the extract shows; with
+    those as constants the attacker must still not narrow a hidden cell of the published tables
+    too much (``extract_exposes``), and the published counts must not tell what the extract
+    leaves blank (``extract_refill``). Refuses naming the table release. None when no table of
+    the years was delivered."""
+    years = sorted(set(order.years))
+    past = table_history.earlier(ledger, work_dir, set(years), _rebuild(register, record_secret))
+    if not past.tables:
+        return None
+    ex = table_history.Extract(order.order_id, "", 0, data, order.population.model_dump())
+    for e in past.tables:
+        for t in e.tables:
+            dims = table_history.refill(t, ex)
+            if dims:
+                raise DisclosureRefused(
+                    Problem(
+                        "extract_refill",
+                        f"the extract leaves {', '.join(dims)} blank for some persons where table "
+                        f"'{t.name}' (ledger entry {e.entry}) publishes counts at that detail: the "
+                        "counts would tell the extract's holder what the blanks hold",
+                        hint="deliver the variable coarser (or not at all) for the years of the tables",
+                    )
+                )
+    exact = [e for e in past.tables if e.protection == "suppression"]
+    summary: dict[str, Any] = {"tables": past.to_dict()["tables"], "cells_held": 0}
+    if not exact:
+        return summary
+    tables = [t for e in exact for t in e.tables]
+    published = [p for e in exact for p in e.published]
+    # the rules the latest table release was protected under say which cells are sensitive
+    latest = max(exact, key=lambda e: e.entry)
+    rules = rules_of(Policy.model_validate({k: v for k, v in latest.policy.items() if k != "hash"}))
+    hints = table_history.witnesses_for(table_history.TableHistory(tables=exact), tables)
+    protected = T.protect(
+        tables, rules, known=published, hidden_before=[~p for p in published], witnesses=hints
+    )
+    in_years = {str(y) for y in years}
+    held = [k | table_history.derivable(t, data, in_years) for t, k in zip(tables, published, strict=True)]
+    summary["cells_held"] = int(sum(int((h & ~k).sum()) for h, k in zip(held, published, strict=True)))
+    report = table_audit.audit(replace(protected, known=held))
+    if not report.passed:
+        first = report.failures[0]
+        raise DisclosureRefused(
+            Problem(
+                "extract_exposes",
+                f"with this extract a reader could narrow {len(report.failures)} hidden cell(s) of the "
+                f"tables delivered for the same years too much, e.g. table '{first['table']}'"
+                f" (ledger entries {', '.join(str(e.entry) for e in exact)})",
+                hint="deliver the variables the tables show coarser, or fewer of them, for those years",
+            )
+        )
+    return summary
+
+
 #: written next to `lsssdc tables` output: a draft, not a release
 DRAFT_NOTICE = "UTKAST-DRAFT.txt"
 
