@@ -96,7 +96,7 @@ def _to_python(
             if key in out:
                 problems.append(
                     Problem(
-                        "duplicate_key",
+                        "yaml_duplicate_key",
                         f"key '{key}' appears twice",
                         file=source,
                         line=key_node.start_mark.line + 1,

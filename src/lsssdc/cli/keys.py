@@ -191,7 +191,7 @@ def rotate(
     if project is not None:
         if new_passphrase:
             raise InputDataError(
-                Problem("bad_arguments", "--new-passphrase rotates the master key: omit --project")
+                Problem("bad_argument", "--new-passphrase rotates the master key: omit --project")
             )
         version = store.rotate_project(project)
         summary: dict[str, Any] = {

@@ -20,13 +20,13 @@ def parse_years(text: str) -> list[int]:
     if m:
         a, b = int(m.group(1)), int(m.group(2))
         if a > b:
-            raise InputDataError(Problem("bad_years", f"year range {text!r} runs backwards"))
+            raise InputDataError(Problem("bad_year_range", f"year range {text!r} runs backwards"))
         return list(range(a, b + 1))
     try:
         return sorted({int(y) for y in text.split(",")})
     except ValueError:
         raise InputDataError(
-            Problem("bad_years", f"cannot read years {text!r}", hint="e.g. 1999-2024")
+            Problem("bad_year_range", f"cannot read years {text!r}", hint="e.g. 1999-2024")
         ) from None
 
 

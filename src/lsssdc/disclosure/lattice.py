@@ -326,7 +326,7 @@ def generalise(
     """
     names = [h.variable for h in hierarchies]
     if len(set(names)) != len(names):
-        raise PolicyError(Problem("bad_hierarchies", "a quasi-identifier has more than one hierarchy"))
+        raise PolicyError(Problem("bad_hierarchy", "a quasi-identifier has more than one hierarchy"))
     needed = [*names, *criteria.sensitive, *([unit] if unit else [])]
     missing = [c for c in needed if c not in df.columns]
     if missing:

@@ -136,7 +136,7 @@ class PostgresStore(LedgerStore):
         if not exists and not create:
             raise InputDataError(
                 Problem(
-                    "ledger_missing",
+                    "no_ledger",
                     "the database holds no ledger",
                     hint="run lsssdc audit init --ledger URL",
                 )
@@ -147,7 +147,7 @@ class PostgresStore(LedgerStore):
         has_meta = self._db.execute("SELECT count(*) FROM meta WHERE name = 'schema'").fetchone()[0]
         if not has_meta:
             if not create:
-                raise InputDataError(Problem("ledger_missing", "the database holds no ledger"))
+                raise InputDataError(Problem("no_ledger", "the database holds no ledger"))
             with self.write():
                 self.set_meta("schema", SCHEMA_VERSION)
             self.created = True

@@ -159,7 +159,7 @@ class SQLiteStore(LedgerStore):
             return
         if not self.path.exists() and not create:
             raise InputDataError(
-                Problem("ledger_missing", "the ledger file does not exist", file=str(self.path))
+                Problem("no_ledger", "the ledger file does not exist", file=str(self.path))
             )
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if fresh and not create:
@@ -236,7 +236,7 @@ class SQLiteStore(LedgerStore):
         self.created = False
         if not self.path.is_file():
             raise InputDataError(
-                Problem("ledger_missing", "there is no ledger file here", file=str(self.path))
+                Problem("no_ledger", "there is no ledger file here", file=str(self.path))
             )
         if self.path.stat().st_size == 0:
             raise LedgerIntegrityError(

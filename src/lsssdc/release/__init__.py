@@ -212,7 +212,7 @@ def _reviewers(c: Candidate) -> int:
         pol = P.load_policy(path)
     except LsssdcError:
         raise DisclosureRefused(
-            Problem("bad_candidate", "the candidate's policy file does not load", file=str(path))
+            Problem("candidate_policy_unreadable", "the candidate's policy file does not load", file=str(path))
         ) from None
     if c.manifest.get("policy_hash") not in (None, pol.hash):
         raise DisclosureRefused(

@@ -51,7 +51,7 @@ def known(where: Path | None, origin: str) -> list[Checkpoint]:
         except LsssdcError as exc:
             raise LedgerIntegrityError(
                 Problem(
-                    "checkpoint_unreadable",
+                    "checkpoint_folder_unreadable",
                     f"a file in the checkpoint folder is not a readable ledger head: {exc.problems[0].message}",
                     file=str(path),
                     hint="move it away if it does not belong there; no decision is taken until then",

@@ -71,7 +71,7 @@ def _count_table(table: Table, what: str) -> None:
     if table.measure is not None:
         raise PolicyError(
             Problem(
-                "cellkey_magnitude",
+                "cellkey_counts_only",
                 f"table '{table.name}': the cell key method here perturbs count tables only",
                 hint="protect a table of sums by suppression",
             )
