@@ -467,12 +467,177 @@ def person_column(policy: Policy) -> str:
     return "lopnummer" if ps.output == "lopnummer" and ps.column == "pseudonym" else ps.column
 
 
-class _TablesDone(Exception):
-    """A table order has no microdata steps after its tables are protected and audited."""
-
-
 def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
+
+
+@dataclass
+class _Branch:
+    """What a branch of :func:`prepare` has produced so far: kept when a later step refuses, so
+    the report shows what was measured up to the refusal."""
+
+    report: dict[str, Any]
+    checks: list[Check]
+    data: pd.DataFrame | None = None
+    person_idx: Any = None
+    protected: Any = None
+    table_report: Any = None
+    kept: Any = None
+
+
+def _tables_branch(
+    out: _Branch,
+    policy: Policy,
+    order: Order,
+    register: pd.DataFrame,
+    keystore: Any,
+    ledger: Any,
+    work_dir: str | Path,
+    say: Callable[[str], None],
+) -> None:
+    """A table order: build, protect and audit its tables with every earlier release."""
+    report, checks = out.report, out.checks
+    say(f"building, suppressing and auditing {len(order.tables)} table(s)")
+    out.protected, out.table_report, tsum, out.kept = table_orders.protect_tables(
+        policy,
+        order,
+        register,
+        ledger=ledger,
+        work_dir=work_dir,
+        record_secret=keystore.derive_key(cellkey.KEY_LABEL) if table_orders.uses_cell_key(policy) else None,
+    )
+    report["tables"] = tsum["tables"]
+    report["table_audit"] = tsum["audit"]
+    report["table_history"] = tsum["history"]
+    if "cell_key" in tsum:
+        report["cell_key"] = tsum["cell_key"]
+    audit_summary = tsum["audit"].get("summary", {})
+    checks.append(
+        Check(
+            "table_audit",
+            out.table_report.passed,
+            "the attacker's linear programmes prove every hidden cell's interval wide enough"
+            if out.table_report.passed
+            else f"the attacker can narrow {audit_summary.get('failed', '?')} hidden cell(s) too much",
+            audit_summary.get("failed"),
+            0,
+        )
+    )
+    checks.append(Check("identifiers", True, "tables hold counts only", 0, 0, []))
+
+
+def _microdata_branch(
+    out: _Branch,
+    policy: Policy,
+    order: Order,
+    register: pd.DataFrame,
+    keystore: Any,
+    ledger: Any,
+    work_dir: str | Path,
+    registers: dict[str, pd.DataFrame] | None,
+    changes: pd.DataFrame | None,
+    population: pd.DataFrame | None,
+    say: Callable[[str], None],
+) -> None:
+    """A research extract: select, link, pseudonymise, coarsen, protect against the intruder
+    with the project's history, and check it with the tables delivered for its years."""
+    report, checks = out.report, out.checks
+    extract, selection = select(register, order)
+    report["selection"] = selection.to_dict()
+    say(f"selected {selection.persons:,} persons, {selection.rows:,} rows")
+    if order.linkages:
+        extract, link_report = linkage.link(extract, registers or {}, order, policy, changes)
+        report["linkage"] = link_report.to_dict(threshold=policy.thresholds.table_frequency)
+        say(f"linked with {', '.join(sorted(registers or {}))}")
+    out.person_idx = pindex.build(extract["personnummer"], keystore.audit_index_key())
+    key = keystore.pseudonym_key(order.project_id, create=True)
+    person = person_column(policy)
+    extract, pseudo_report = pseudo.pseudonymise_frame(extract, "personnummer", key, out_column=person)
+
+    report["pseudonymisation"] = pseudo_report.to_dict()
+    say("pseudonymised; coarsening")
+    coarse, recodings = coarsen_extract(extract, policy)
+    report["recodings"] = recodings
+    past = (
+        history.earlier(ledger, work_dir, order.project_id, person, {*policy.sensitive, *policy.safe})
+        if policy.pseudonymisation.output != "lopnummer"
+        else history.History()
+    )
+    report["history"] = past.to_dict() | {"ledger": ledger is not None}
+    joined = (past.profiles, cast(pd.Series, past.persons)) if past.profiles is not None else None
+    holds = (
+        "this delivery and the project's earlier deliveries on the ledger ("
+        + (", ".join(d["order_id"] for d in past.deliveries) or "none so far")
+        + ")"
+        if ledger is not None
+        else "this delivery (no ledger was given, so earlier deliveries were not looked for)"
+    )
+    say(f"disclosure control on {len(coarse):,} rows ({len(past.deliveries)} earlier deliveries joined)")
+    treated, risk_facts, risk_checks = control(coarse, policy, person, joined, holds)
+    say(f"{len(treated):,} rows after treatment; writing the candidate")
+    report["risk"] = risk_facts
+    report["suppression"] = risk_facts.get("suppression") if "after" in risk_facts else None
+    report["information_loss"] = report_facts.information_loss(
+        coarse, treated, recodings, person, risk_facts.get("quasi_identifiers", [])
+    )
+    refused_by_treatment = any(not c.ok and c.name in report_facts.TREATMENT_CHECKS for c in risk_checks)
+    age = policy.hierarchies.age
+    # what would make it releasable: single changes, each measured again by this same gate
+    report["risk"]["options"] = (
+        report_facts.options(
+            coarse,
+            risk_facts,
+            lambda variant: control(variant, policy, person, joined, holds, detail=False),
+            age_bands=(age.cuts, age.open_top) if age is not None else None,
+        )
+        if refused_by_treatment
+        else None
+    )
+    if policy.pseudonymisation.output == "lopnummer":
+        # a running number per person, valid in this delivery only (ranks of the pseudonyms
+        # of the persons delivered, so a withheld person leaves no gap)
+        treated[person] = pseudo.lopnummer(treated[person]).to_numpy()
+    checks += risk_checks
+    member_facts, member_checks = membership_check(treated, policy, person, population)
+    if member_facts is not None:
+        report["risk"]["membership"] = member_facts
+    checks += member_checks
+    if ledger is not None:
+        # the table packages delivered for the same years: the extract must not undo them
+        tables_held = table_orders.check_extract(
+            order,
+            treated,
+            register,
+            ledger=ledger,
+            work_dir=work_dir,
+            record_secret=keystore.derive_key(cellkey.KEY_LABEL),
+        )
+        if tables_held is not None:
+            report["tables_held"] = tables_held
+            checks.append(
+                Check(
+                    "published_tables",
+                    True,
+                    f"the tables delivered for these years ({len(tables_held['tables'])} release(s)) "
+                    "stay protected with this extract",
+                    tables_held["cells_held"],
+                    None,
+                )
+            )
+    leaked = [i for i in policy.identifiers if i in treated.columns]
+    checks.append(
+        Check(
+            "identifiers",
+            not leaked,
+            ("a direct identifier is still in the data: " + ", ".join(leaked))
+            if leaked
+            else "direct identifiers removed",
+            len(leaked),
+            0,
+            leaked,
+        )
+    )
+    out.data = treated
 
 
 def prepare(
@@ -492,7 +657,8 @@ def prepare(
     population: pd.DataFrame | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> cand.Candidate:
-    """Run the release flow for a microdata order; write and seal the candidate in ``work_dir``.
+    """Run the release flow for an order (a research extract or tables); write and seal the
+    candidate in ``work_dir``.
 
     ``progress`` hears how far the flow has come (step, persons, rows), for a log or a terminal."""
     say = progress or (lambda _text: None)
@@ -507,141 +673,15 @@ def prepare(
         "inputs": [i.__dict__ for i in inputs],
     }
     checks: list[Check] = []
-    data = None
-    person_idx = None
-    protected = None
-    kept = None
+    out = _Branch(report, checks)
     try:
         check_order(order, policy)
         if order.tables:
-            say(f"building, suppressing and auditing {len(order.tables)} table(s)")
-            protected, table_report, tsum, kept = table_orders.protect_tables(
-                policy,
-                order,
-                register,
-                ledger=ledger,
-                work_dir=work_dir,
-                record_secret=keystore.derive_key(cellkey.KEY_LABEL)
-                if table_orders.uses_cell_key(policy)
-                else None,
+            _tables_branch(out, policy, order, register, keystore, ledger, work_dir, say)
+        else:
+            _microdata_branch(
+                out, policy, order, register, keystore, ledger, work_dir, registers, changes, population, say
             )
-            report["tables"] = tsum["tables"]
-            report["table_audit"] = tsum["audit"]
-            report["table_history"] = tsum["history"]
-            if "cell_key" in tsum:
-                report["cell_key"] = tsum["cell_key"]
-            audit_summary = tsum["audit"].get("summary", {})
-            checks.append(
-                Check(
-                    "table_audit",
-                    table_report.passed,
-                    "the attacker's linear programmes prove every hidden cell's interval wide enough"
-                    if table_report.passed
-                    else f"the attacker can narrow {audit_summary.get('failed', '?')} hidden cell(s) too much",
-                    audit_summary.get("failed"),
-                    0,
-                )
-            )
-            checks.append(Check("identifiers", True, "tables hold counts only", 0, 0, []))
-            raise _TablesDone
-        extract, selection = select(register, order)
-        report["selection"] = selection.to_dict()
-        say(f"selected {selection.persons:,} persons, {selection.rows:,} rows")
-        if order.linkages:
-            extract, link_report = linkage.link(extract, registers or {}, order, policy, changes)
-            report["linkage"] = link_report.to_dict(threshold=policy.thresholds.table_frequency)
-            say(f"linked with {', '.join(sorted(registers or {}))}")
-        person_idx = pindex.build(extract["personnummer"], keystore.audit_index_key())
-        key = keystore.pseudonym_key(order.project_id, create=True)
-        person = person_column(policy)
-        extract, pseudo_report = pseudo.pseudonymise_frame(extract, "personnummer", key, out_column=person)
-
-        report["pseudonymisation"] = pseudo_report.to_dict()
-        say("pseudonymised; coarsening")
-        coarse, recodings = coarsen_extract(extract, policy)
-        report["recodings"] = recodings
-        past = (
-            history.earlier(ledger, work_dir, order.project_id, person, {*policy.sensitive, *policy.safe})
-            if policy.pseudonymisation.output != "lopnummer"
-            else history.History()
-        )
-        report["history"] = past.to_dict() | {"ledger": ledger is not None}
-        joined = (past.profiles, cast(pd.Series, past.persons)) if past.profiles is not None else None
-        holds = (
-            "this delivery and the project's earlier deliveries on the ledger ("
-            + (", ".join(d["order_id"] for d in past.deliveries) or "none so far")
-            + ")"
-            if ledger is not None
-            else "this delivery (no ledger was given, so earlier deliveries were not looked for)"
-        )
-        say(f"disclosure control on {len(coarse):,} rows ({len(past.deliveries)} earlier deliveries joined)")
-        treated, risk_facts, risk_checks = control(coarse, policy, person, joined, holds)
-        say(f"{len(treated):,} rows after treatment; writing the candidate")
-        report["risk"] = risk_facts
-        report["suppression"] = risk_facts.get("suppression") if "after" in risk_facts else None
-        report["information_loss"] = report_facts.information_loss(
-            coarse, treated, recodings, person, risk_facts.get("quasi_identifiers", [])
-        )
-        refused_by_treatment = any(not c.ok and c.name in report_facts.TREATMENT_CHECKS for c in risk_checks)
-        age = policy.hierarchies.age
-        # what would make it releasable: single changes, each measured again by this same gate
-        report["risk"]["options"] = (
-            report_facts.options(
-                coarse,
-                risk_facts,
-                lambda variant: control(variant, policy, person, joined, holds, detail=False),
-                age_bands=(age.cuts, age.open_top) if age is not None else None,
-            )
-            if refused_by_treatment
-            else None
-        )
-        if policy.pseudonymisation.output == "lopnummer":
-            # a running number per person, valid in this delivery only (ranks of the pseudonyms
-            # of the persons delivered, so a withheld person leaves no gap)
-            treated[person] = pseudo.lopnummer(treated[person]).to_numpy()
-        checks += risk_checks
-        member_facts, member_checks = membership_check(treated, policy, person, population)
-        if member_facts is not None:
-            report["risk"]["membership"] = member_facts
-        checks += member_checks
-        if ledger is not None:
-            # the table packages delivered for the same years: the extract must not undo them
-            tables_held = table_orders.check_extract(
-                order,
-                treated,
-                register,
-                ledger=ledger,
-                work_dir=work_dir,
-                record_secret=keystore.derive_key(cellkey.KEY_LABEL),
-            )
-            if tables_held is not None:
-                report["tables_held"] = tables_held
-                checks.append(
-                    Check(
-                        "published_tables",
-                        True,
-                        f"the tables delivered for these years ({len(tables_held['tables'])} release(s)) "
-                        "stay protected with this extract",
-                        tables_held["cells_held"],
-                        None,
-                    )
-                )
-        leaked = [i for i in policy.identifiers if i in treated.columns]
-        checks.append(
-            Check(
-                "identifiers",
-                not leaked,
-                ("a direct identifier is still in the data: " + ", ".join(leaked))
-                if leaked
-                else "direct identifiers removed",
-                len(leaked),
-                0,
-                leaked,
-            )
-        )
-        data = treated
-    except _TablesDone:
-        pass
     except DisclosureRefused as exc:
         checks.append(Check("disclosure", False, "; ".join(p.message for p in exc.problems)))
     except (KeyStoreError, LedgerIntegrityError):
@@ -649,6 +689,7 @@ def prepare(
     except LsssdcError as exc:
         checks.append(Check("input", False, "; ".join(p.render() for p in exc.problems)))
         report["error"] = exc.to_dict()
+    data, person_idx, protected, kept = out.data, out.person_idx, out.protected, out.kept
     verdict = gate(checks)
     report["verdict"] = verdict.to_dict()
     report["delivered_variables"] = list(data.columns) if data is not None else []
@@ -666,7 +707,7 @@ def prepare(
     directory, tmp = cand.new_attempt(work_dir, order.order_id)
     releasable = verdict.decision == "releasable"
     if releasable and protected is not None:
-        table_output.write_tables(protected, tmp / "tables", table_report, review_dir=tmp)
+        table_output.write_tables(protected, tmp / "tables", out.table_report, review_dir=tmp)
         if kept is not None:  # reviewer-only, like the full audit: never delivered
             kept.save(tmp / table_history.WITNESSES)
     if releasable and data is not None:
