@@ -11,6 +11,7 @@ import typer
 
 from lsssdc.cli.root import EPILOG, app
 from lsssdc.errors import EXIT_OK, EXIT_REFUSED, InputDataError, KeyStoreError, Problem
+from lsssdc.ledger import kinds
 
 audit_app = typer.Typer(
     help="The tamper-evident audit ledger: verify, list, show, person, checkpoint.",
@@ -338,9 +339,9 @@ def person(
                         {
                             "seq": e.seq,
                             "time": e.time,
-                            "delivery": e.payload.get("package"),
-                            "order": e.payload.get("order_id"),
-                            "project": e.payload.get("project_id"),
+                            "delivery": kinds.delivered(e).get("package"),
+                            "order": kinds.delivered(e).get("order_id"),
+                            "project": kinds.delivered(e).get("project_id"),
                         }
                         for e in found
                     ],

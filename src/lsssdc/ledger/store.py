@@ -158,9 +158,7 @@ class SQLiteStore(LedgerStore):
             self._open_readonly()
             return
         if not self.path.exists() and not create:
-            raise InputDataError(
-                Problem("no_ledger", "the ledger file does not exist", file=str(self.path))
-            )
+            raise InputDataError(Problem("no_ledger", "the ledger file does not exist", file=str(self.path)))
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if fresh and not create:
             # an existing empty file is evidence too (a ledger emptied?): never written to here
@@ -235,9 +233,7 @@ class SQLiteStore(LedgerStore):
         written to a file that may be evidence."""
         self.created = False
         if not self.path.is_file():
-            raise InputDataError(
-                Problem("no_ledger", "there is no ledger file here", file=str(self.path))
-            )
+            raise InputDataError(Problem("no_ledger", "there is no ledger file here", file=str(self.path)))
         if self.path.stat().st_size == 0:
             raise LedgerIntegrityError(
                 Problem(

@@ -18,6 +18,7 @@ from lsssdc.errors import (
     has_personnummer_shape,
 )
 from lsssdc.identity import actors
+from lsssdc.ledger import kinds
 from lsssdc.ledger import person_index as pindex
 from lsssdc.release import approval, decisions, heads, package
 from lsssdc.release.candidate import HEAD, REJECTION, Candidate, approval_name, load
@@ -77,18 +78,14 @@ def approve(
         )
     record = approval.approval_record(c, reviewer, key)
     faults.point("approve.checked")
-    entry = ledger.append(
-        "approve",
-        reviewer,
-        {
-            "order_id": c.order_id,
-            "project_id": c.project_id,
-            "content_hash": c.content_hash,
-            "prepare_entry": prepared.seq,
-            "signature": record["signature"],
-        },
-        signer=key,
-    )
+    approve_payload: kinds.ApprovePayload = {
+        "order_id": c.order_id,
+        "project_id": c.project_id,
+        "content_hash": c.content_hash,
+        "prepare_entry": prepared.seq,
+        "signature": record["signature"],
+    }
+    entry = ledger.append("approve", reviewer, dict(approve_payload), signer=key)
     faults.point("approve.entry")
     head = heads.export(ledger, key, where, entry.seq, "approve")
     # the file is a copy for people reading the work area; decisions are read from the ledger
@@ -96,7 +93,7 @@ def approve(
     faults.point("approve.done")
     # a rejection of an earlier candidate of the same order is shown to the reviewer
     earlier = [
-        {"by": e.actor, "reason": str(e.payload.get("reason", "")), "entry": e.seq}
+        {"by": e.actor, "reason": str(kinds.rejected(e).get("reason", "")), "entry": e.seq}
         for e in h.order_rejections
     ]
     out = {**record, "earlier_rejections": earlier} if earlier else dict(record)
@@ -126,17 +123,13 @@ def reject(
     decisions.check_ledger(ledger, heads.known(where, ledger.origin))
     actors.trust(keystore, ledger, _where(c)).require(reviewer, "reviewer", _where(c))
     record = approval.rejection_record(c, reviewer, reason, key)
-    entry = ledger.append(
-        "reject",
-        reviewer,
-        {
-            "order_id": c.order_id,
-            "project_id": c.project_id,
-            "content_hash": c.content_hash,
-            "reason": reason,
-        },
-        signer=key,
-    )
+    reject_payload: kinds.RejectPayload = {
+        "order_id": c.order_id,
+        "project_id": c.project_id,
+        "content_hash": c.content_hash,
+        "reason": reason,
+    }
+    entry = ledger.append("reject", reviewer, dict(reject_payload), signer=key)
     faults.point("reject.entry")
     head = heads.export(ledger, key, where, entry.seq, "reject")
     approval.write_record(c, REJECTION, record)
@@ -212,7 +205,9 @@ def _reviewers(c: Candidate) -> int:
         pol = P.load_policy(path)
     except LsssdcError:
         raise DisclosureRefused(
-            Problem("candidate_policy_unreadable", "the candidate's policy file does not load", file=str(path))
+            Problem(
+                "candidate_policy_unreadable", "the candidate's policy file does not load", file=str(path)
+            )
         ) from None
     if c.manifest.get("policy_hash") not in (None, pol.hash):
         raise DisclosureRefused(
@@ -253,20 +248,22 @@ def deliver(
     def record(tmp: Path, files: dict[str, str]) -> None:
         # entry first: the package becomes visible only after its entry is on the ledger, and it
         # carries the ledger's signed head as a receipt (outside MANIFEST.sha256, which the entry holds)
-        payload = {
+        payload: kinds.DeliverPayload = {
             "order_id": c.order_id,
             "project_id": c.project_id,
             "content_hash": c.content_hash,
             "approved_by": first,
             "reviewers": h.reviewers,
-            "approval_signature": next(e for e in h.approvals if e.actor == first).payload.get("signature"),
+            "approval_signature": kinds.approved(next(e for e in h.approvals if e.actor == first)).get(
+                "signature"
+            ),
             "package": str(target.name),
             "files": files,
             "manifest_hash": package.manifest_hash(files),
             "persons": index.persons if index is not None else 0,
         }
         faults.point("deliver.built")
-        recorded["entry"] = ledger.append("deliver", actor, payload, signer=signer, persons=index)
+        recorded["entry"] = ledger.append("deliver", actor, dict(payload), signer=signer, persons=index)
         faults.point("deliver.entry")
         ledger.checkpoint(signer).write(tmp / HEAD)
 

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from lsssdc.errors import DisclosureRefused, LedgerIntegrityError, Problem
+from lsssdc.ledger import kinds
 from lsssdc.ledger.chain import Checkpoint, Entry, Ledger
 from lsssdc.ledger.entries import public_bytes
 
@@ -164,7 +165,7 @@ def require_prepared(h: History, where: str) -> Entry:
                 hint="prepare the order again on this ledger",
             )
         )
-    if h.prepared.payload.get("verdict") != "releasable":
+    if kinds.prepared(h.prepared).get("verdict") != "releasable":
         raise DisclosureRefused(Problem("refused", "the gate refused this candidate", file=where))
     return h.prepared
 
@@ -186,7 +187,7 @@ def require_not_rejected(h: History, where: str) -> None:
             Problem(
                 "rejected",
                 f"a reviewer ({earlier.actor}) rejected a candidate with exactly this data (ledger entry "
-                f"{earlier.seq}, order {earlier.payload.get('order_id')}); a new order text does not undo it",
+                f"{earlier.seq}, order {kinds.rejected(earlier).get('order_id')}); a new order text does not undo it",
                 file=where,
             )
         )

@@ -22,6 +22,7 @@ import pandas as pd
 
 from lsssdc.disclosure import persons as P
 from lsssdc.errors import DisclosureRefused, Problem
+from lsssdc.ledger import kinds
 from lsssdc.release import candidate as cand
 
 DATA = "data.parquet"
@@ -73,7 +74,7 @@ def earlier(
         return out
     frames: list[pd.DataFrame] = []
     for entry in ledger.entries("deliver"):
-        pl = entry.payload
+        pl = kinds.delivered(entry)
         if pl.get("project_id") != project_id or not pl.get("persons"):
             continue
         where = f"ledger entry {entry.seq} (order {pl.get('order_id')})"

@@ -28,6 +28,7 @@ from lsssdc.disclosure.tables import cellkey
 from lsssdc.errors import DisclosureRefused, KeyStoreError, LedgerIntegrityError, LsssdcError
 from lsssdc.identity import actors
 from lsssdc.identity import pseudonym as pseudo
+from lsssdc.ledger import kinds
 from lsssdc.ledger import person_index as pindex
 from lsssdc.policy import Order, Policy, check_order
 from lsssdc.register import variables as V
@@ -757,7 +758,7 @@ def prepare(
     cand.restrict(tmp)
     faults.point("prepare.sealed")
     if ledger is not None:
-        payload = {
+        payload: kinds.PreparePayload = {
             "order_id": order.order_id,
             "project_id": order.project_id,
             "diarienummer": order.diarienummer,
@@ -778,7 +779,7 @@ def prepare(
             ledger.append(
                 "prepare" if releasable else "refuse",
                 actor,
-                payload,
+                dict(payload),
                 signer=keystore.get_signing_key(actor, role="preparer"),
             )
         except BaseException:

@@ -27,6 +27,7 @@ import pandas as pd
 from lsssdc.disclosure.tables import ProtectedTables, Table
 from lsssdc.errors import DisclosureRefused, Problem
 from lsssdc.fileio import atomic_path
+from lsssdc.ledger import kinds
 from lsssdc.release import candidate as cand
 from lsssdc.release import history
 
@@ -158,7 +159,7 @@ def earlier(
         return out
     seen: set[str] = set()
     for entry in ledger.entries("deliver"):
-        pl = entry.payload
+        pl = kinds.delivered(entry)
         where = f"(ledger entry {entry.seq}, order {pl.get('order_id')})"
         c = history.find(Path(work_dir), str(pl.get("order_id")), str(pl.get("content_hash")))
         if c is None:
