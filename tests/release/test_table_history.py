@@ -233,3 +233,28 @@ def _blank_sex() -> pd.DataFrame:
     return pd.DataFrame(
         {"year": [2023, 2023], "lan": ["01", "01"], "sex": ["..", "1"], "suppressed": ["sex", ""]}
     )
+
+
+def test_an_unreadable_policy_of_earlier_tables_refuses_the_extract(area, monkeypatch) -> None:
+    from lsssdc import policy as P
+    from lsssdc.release import table_orders
+
+    first = _deliver(area, order_path("kommun-tables-2023"), "first")
+    real = table_history.earlier
+
+    def with_old_policy(*args, **kwargs):
+        past = real(*args, **kwargs)
+        for e in past.tables:
+            e.policy = {"policy_version": 0, "name": "an old format"}
+        return past
+
+    monkeypatch.setattr(table_history, "earlier", with_old_policy)
+    order = P.load_order(
+        _extract_order(area["root"], "B2026-0703", ["year", "personkrets", "daglig_verksamhet"])
+    )
+    data = pd.DataFrame({"year": [2023], "personkrets": ["1"], "daglig_verksamhet": [1]})
+    with pytest.raises(DisclosureRefused) as err:
+        table_orders.check_extract(
+            order, data, area["small"].register, ledger=area["ledger"], work_dir=area["work"]
+        )
+    assert err.value.problems[0].code == "history_changed" and first.order_id

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from lsssdc.disclosure import table_output
 from lsssdc.disclosure import tables as T
@@ -372,7 +373,18 @@ def check_extract(
     published = [p for e in exact for p in e.published]
     # the rules the latest table release was protected under say which cells are sensitive
     latest = max(exact, key=lambda e: e.entry)
-    rules = rules_of(Policy.model_validate({k: v for k, v in latest.policy.items() if k != "hash"}))
+    try:
+        earlier_policy = Policy.model_validate({k: v for k, v in latest.policy.items() if k != "hash"})
+    except ValidationError:
+        raise DisclosureRefused(
+            Problem(
+                "history_changed",
+                f"the policy the table release of ledger entry {latest.entry} was protected under "
+                "no longer reads; the extract cannot be measured with its tables",
+                hint="prepare the extract with the lsssdc version that made the tables",
+            )
+        ) from None
+    rules = rules_of(earlier_policy)
     hints = table_history.witnesses_for(table_history.TableHistory(tables=exact), tables)
     protected = T.protect(
         tables, rules, known=published, hidden_before=[~p for p in published], witnesses=hints
