@@ -45,7 +45,7 @@ def feasible_from_ptable(frame: pd.DataFrame) -> dict[int, tuple[int, int]]:
     last = int(frame["i"].max())
     noise_last = sorted(frame.loc[frame["i"] == last, "v"].astype(int))
     out: dict[int, tuple[int, int]] = {}
-    for p in range(0, 5000):
+    for p in range(5000):
         cands = set(frame.loc[(frame["j"] == p) & (frame["i"] < last), "i"].astype(int))
         cands |= {p - v for v in noise_last if p - v >= last}
         if cands:

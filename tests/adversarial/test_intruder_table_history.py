@@ -443,7 +443,7 @@ def test_a_structural_zero_pins_its_neighbours(tmp_path: Path, zeros: bool) -> N
     ins = ("insats", [("Totalt", None), ("korttidstillsyn", "Totalt"), ("kontaktperson", "Totalt")])
     truth = {("0-6", "korttidstillsyn"): 0, ("7-12", "korttidstillsyn"): 4, ("0-6", "Totalt"): 5}
     truth[("7-12", "Totalt")] = 9
-    values: dict[tuple[str, ...], float | None] = {k: None for k in truth}
+    values: dict[tuple[str, ...], float | None] = dict.fromkeys(truth)
     values |= {("Totalt", "Totalt"): 14, ("Totalt", "korttidstillsyn"): 4, ("Totalt", "kontaktperson"): 10}
     values |= {("0-6", "kontaktperson"): 5, ("7-12", "kontaktperson"): 5}
     write_table(tmp_path, "t", "insatser", [ages, ins], values)
@@ -480,7 +480,7 @@ def test_an_extract_of_the_same_year_bounds_the_cells(tmp_path: Path, whole: boo
     ins = ("insats", [("Totalt", None), ("daglig_verksamhet", "Totalt")])
     truth = {("01", "Totalt"): 3, ("01", "daglig_verksamhet"): 3, ("03", "Totalt"): 2}
     truth[("03", "daglig_verksamhet")] = 2
-    values: dict[tuple[str, ...], float | None] = {k: None for k in truth}
+    values: dict[tuple[str, ...], float | None] = dict.fromkeys(truth)
     values |= {("00", "Totalt"): 5, ("00", "daglig_verksamhet"): 5}
     write_table(tmp_path / "t", "t", "persons", [lan, ins], values)
     tables = R.read_package(tmp_path / "t")

@@ -97,7 +97,7 @@ def test_engine_agrees_with_brute_force(case, missing_weight: int) -> None:
 def test_without_missing_values_agrees_with_pycanon(case) -> None:
     anonymity = peer("pycanon.anonymity")
     df, qis = case
-    plain = df.astype({q: object for q in qis}).reset_index(drop=True)
+    plain = df.astype(dict.fromkeys(qis, object)).reset_index(drop=True)
     rep = measure(df, qis, sensitive=["s"])
     assert rep.k == anonymity.k_anonymity(plain, qis)
     assert rep.l_distinct["s"] == anonymity.l_diversity(plain, qis, ["s"])

@@ -411,8 +411,7 @@ def _build_register(rng: np.random.Generator, people: pd.DataFrame, py: pd.DataF
     sec_rows["boendekommun"] = None
     for j, k in enumerate(_MOVABLE):
         out.loc[second & (which == j), k] = 0
-    out = pd.concat([out, sec_rows], ignore_index=True)
-    return out
+    return pd.concat([out, sec_rows], ignore_index=True)
 
 
 def _finalise(reg: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:

@@ -349,7 +349,7 @@ def control(
         "record_share": round(touched / rows, 6),
         "withheld_persons": record.withheld_persons,
         "withheld_rows": record.withheld_rows,
-        "order": [q for q in suppression_order(qis, policy)],
+        "order": list(suppression_order(qis, policy)),
         "information_loss": round(sum(record.suppressed_rows.values()) / (rows * len(qis)), 6),
         "information_loss_measure": "share of quasi-identifier values suppressed (rows x variables)",
     }
@@ -788,8 +788,7 @@ def prepare(
     faults.point("prepare.entry")
     tmp.rename(directory)
     faults.point("prepare.done")
-    sealed = cand.load(directory)
-    return sealed
+    return cand.load(directory)
 
 
 def _risk_payload(risk: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -57,7 +57,7 @@ class _Scale:
 
     def ticks(self) -> list[float]:
         if self.log:
-            return [10.0**e for e in range(0, self.hi + 1)]
+            return [10.0**e for e in range(self.hi + 1)]
         return [self.top * i / 5 for i in range(6)]
 
 

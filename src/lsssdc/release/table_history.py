@@ -310,7 +310,7 @@ def _derivable_dims(t: Table, data: pd.DataFrame) -> dict[str, np.ndarray]:
             held = {str(y) for y in pd.unique(data["year"])} if "year" in data else set()
             ok |= np.isin(codes.astype(str), list(held))
         elif d == "insats":
-            ok |= np.isin(codes.astype(str), [c for c in data.columns])
+            ok |= np.isin(codes.astype(str), list(data.columns))
         elif d == "kommun":
             if "kommun" in data:
                 ok |= np.ones(h.size, bool)  # kommuner, and the län and riket above them

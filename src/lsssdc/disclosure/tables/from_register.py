@@ -447,7 +447,7 @@ def build_table(
         unit=str(out_unit),
         measure=measure,
         scope=scope,
-        hierarchies={d: h for d, h in zip(dims, hs, strict=True)},
+        hierarchies=dict(zip(dims, hs, strict=True)),
         cells=cells,
         nodes=grid,
         relations=rel,
