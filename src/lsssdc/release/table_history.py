@@ -147,9 +147,12 @@ def earlier(
     work_dir: str | Path,
     years: set[int],
     build: Callable[[dict[str, Any], dict[str, Any]], list[Table]],
+    *,
+    extracts: bool = True,
 ) -> TableHistory:
     """Every delivery on the ledger that shares a year with ``years``: table packages built again
-    with ``build(order_dump, policy_dump)`` and read back, microdata extracts read back.
+    with ``build(order_dump, policy_dump)`` and read back, microdata extracts read back (unless
+    ``extracts`` is False: an extract is measured with the tables only, not with other extracts).
 
     Refuses (fail closed) when a delivered candidate is missing or changed, or the register no
     longer gives the values an earlier table published.
@@ -200,7 +203,7 @@ def earlier(
                     report["policy"],
                 )
             )
-        elif (c.path / history.DATA).is_file():
+        elif extracts and (c.path / history.DATA).is_file():
             data = pd.read_parquet(c.path / history.DATA)
             report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
             population = (report.get("order") or {}).get("population") or {}
@@ -245,17 +248,20 @@ def _read_witnesses(c: cand.Candidate) -> pd.DataFrame | None:
     return frame if set(_WITNESS_COLUMNS) <= set(frame.columns) else None
 
 
-def witnesses_for(past: TableHistory, tables: Sequence[Table]) -> dict[str, np.ndarray] | None:
-    """The earlier releases' witnesses placed among ``tables`` (found by name; an entry naming a
-    table that is not there, twice there, or a cell outside it drops its witness). They are
-    hints only: the suppression checks each against the joint problem before it relies on it."""
+def witnesses_for(
+    past: TableHistory, names: Sequence[str], sizes: Sequence[int]
+) -> dict[str, np.ndarray] | None:
+    """The earlier releases' witnesses placed among tables called ``names`` with ``sizes`` cells
+    (found by name; an entry naming a table that is not there, twice there, or a cell outside
+    it drops its witness). They are hints only: the suppression checks each against the joint
+    problem before it relies on it."""
     frames = [e.witnesses for e in past.tables if e.witnesses is not None and len(e.witnesses)]
     if not frames:
         return None
-    names = pd.Series([t.name for t in tables])
-    unique = names[~names.duplicated(keep=False)]
+    named = pd.Series(list(names))
+    unique = named[~named.duplicated(keep=False)]
     position = pd.Series(unique.index.to_numpy(), index=unique.to_numpy())
-    sizes = np.array([t.size for t in tables], np.int64)
+    size = np.asarray(sizes, np.int64)
     offset = 0
     parts = []
     for f in frames:
@@ -270,7 +276,7 @@ def witnesses_for(past: TableHistory, tables: Sequence[Table]) -> dict[str, np.n
     ok_entry = ~np.isnan(table) & ~np.isnan(target)
     table = np.nan_to_num(table, nan=0).astype(np.int64)
     target = np.nan_to_num(target, nan=0).astype(np.int64)
-    ok_entry &= (cell >= 0) & (cell < sizes[table]) & (target_cell >= 0) & (target_cell < sizes[target])
+    ok_entry &= (cell >= 0) & (cell < size[table]) & (target_cell >= 0) & (target_cell < size[target])
     wid = frame["witness"].to_numpy(np.int64)
     bad = np.zeros(offset, bool)
     bad[wid[~ok_entry]] = True
@@ -351,16 +357,19 @@ def _covered(t: Table, population: dict[str, list[str]]) -> np.ndarray:
     scope = {s for s in str(t.scope.get("insatser", "")).split(",") if s}
     ok = np.full(t.size, not wanted or scope <= wanted)
     if "insats" in t.dims and wanted:
-        h = t.hierarchies["insats"]
-        leaf_in = h.is_leaf & np.isin(np.asarray(h.codes, dtype=object).astype(str), list(wanted))
-        ok |= leaf_in[t.nodes[:, t.dims.index("insats")]]
+        ok |= _leaf_among(t, "insats", wanted)
     if kretsar:
         if "personkrets" not in t.dims:
             return np.zeros(t.size, bool)
-        h = t.hierarchies["personkrets"]
-        leaf_in = h.is_leaf & np.isin(np.asarray(h.codes, dtype=object).astype(str), list(kretsar))
-        ok &= leaf_in[t.nodes[:, t.dims.index("personkrets")]]
+        ok &= _leaf_among(t, "personkrets", kretsar)
     return ok
+
+
+def _leaf_among(t: Table, dim: str, codes: set[str]) -> np.ndarray:
+    """Cells whose ``dim`` coordinate is a leaf with one of ``codes``."""
+    h = t.hierarchies[dim]
+    leaf_in = h.is_leaf & np.isin(np.asarray(h.codes, dtype=object).astype(str), list(codes))
+    return leaf_in[t.nodes[:, t.dims.index(dim)]]
 
 
 #: table dimensions and the extract variables that give them

@@ -283,9 +283,7 @@ def protect_tables(
     hidden_before = [np.zeros(t.size, bool) for t in built] + [~p for p in published_before]
     # the new tables under the names a later release will give them when it reads this one back
     names = [f"{order.order_id}/{t.name}" for t in built] + [t.name for t in tables[len(built) :]]
-    hints = table_history.witnesses_for(
-        past, [replace(t, name=n) for t, n in zip(tables, names, strict=True)]
-    )
+    hints = table_history.witnesses_for(past, names, [t.size for t in tables])
     everything = T.protect(
         tables, rules_of(policy), known=known, hidden_before=hidden_before, witnesses=hints
     )
@@ -348,7 +346,9 @@ def check_extract(
     leaves blank (``extract_refill``). Refuses naming the table release. None when no table of
     the years was delivered."""
     years = sorted(set(order.years))
-    past = table_history.earlier(ledger, work_dir, set(years), _rebuild(register, record_secret))
+    past = table_history.earlier(
+        ledger, work_dir, set(years), _rebuild(register, record_secret), extracts=False
+    )
     if not past.tables:
         return None
     ex = table_history.Extract(order.order_id, "", 0, data, order.population.model_dump())
@@ -385,7 +385,9 @@ def check_extract(
             )
         ) from None
     rules = rules_of(earlier_policy)
-    hints = table_history.witnesses_for(table_history.TableHistory(tables=exact), tables)
+    hints = table_history.witnesses_for(
+        table_history.TableHistory(tables=exact), [t.name for t in tables], [t.size for t in tables]
+    )
     protected = T.protect(
         tables, rules, known=published, hidden_before=[~p for p in published], witnesses=hints
     )
