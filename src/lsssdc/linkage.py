@@ -22,7 +22,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -410,6 +410,181 @@ def _flags(size: int, codes: np.ndarray) -> np.ndarray:
     return out
 
 
+class _Target(NamedTuple):
+    """The register being linked: its name, key column, name in messages, whether it joins on
+    (person, year), its number of rows and how its duplicates are resolved."""
+
+    name: str
+    key: str
+    source: str
+    join_year: bool
+    rows: int
+    duplicates: Literal["refuse", "first", "last"]
+
+
+class _RegisterKeys(NamedTuple):
+    """A register's person keys (changed numbers applied), samordningsnummer flags and the
+    number of keys changed."""
+
+    person: np.ndarray
+    samord: np.ndarray
+    applied: int
+
+
+class _JoinCodes(NamedTuple):
+    """Codes of both sides from shared hash passes: join codes (person, or person and year) of
+    the register's rows (``right``) and the extract's (``left``), and person codes of each."""
+
+    right: np.ndarray
+    left: np.ndarray
+    n_codes: int
+    right_person: np.ndarray
+    left_person: np.ndarray
+    n_persons: int
+
+
+class _Picked(NamedTuple):
+    """The register row each extract row takes (-1: none), and the duplicates met on the way."""
+
+    rows_kept: np.ndarray
+    take: np.ndarray
+    matched: np.ndarray
+    n_dup: int
+    n_dup_rows: int
+
+
+def _register_keys(
+    side: _Side,
+    other: pd.DataFrame,
+    key: str,
+    source: str,
+    changes: tuple[pd.Index, np.ndarray] | None,
+    reference_date: dt.date | None,
+) -> _RegisterKeys:
+    """The register's keys read the way the extract's were (pseudonym text, or personnummer with
+    the changed numbers applied), so that equal persons get equal keys."""
+    samord_flags = np.zeros(len(other), bool)
+    applied = 0
+    if side.on_text:
+        right_person = _text_keys(other[key], key, source).to_numpy(dtype=object)
+    else:
+        right_person, samord_flags = _parse_keys(other[key], key, source, _reference(other, reference_date))
+        right_person, applied = _apply(right_person, changes)
+    return _RegisterKeys(right_person, samord_flags, applied)
+
+
+def _join_codes(
+    side: _Side, other: pd.DataFrame, right_person: np.ndarray, join_year: bool, source: str
+) -> _JoinCodes:
+    """Code both sides' keys in one hash pass (per person, then per person and year when joined
+    on years), so the join is a table lookup."""
+    if join_year:
+        # persons first (as codes), then (person, year) packed in one int64
+        rp, lp, n_persons = _codes(right_person, side.person)
+        rc, lc, n_codes = _codes(
+            rp * _YEAR_FACTOR + _year_codes(other, source), lp * _YEAR_FACTOR + side.year
+        )
+    else:
+        rc, lc, n_codes = _codes(right_person, side.person)
+        rp, lp, n_persons = rc, lc, n_codes
+    return _JoinCodes(rc, lc, n_codes, rp, lp, n_persons)
+
+
+def _pick_rows(codes: _JoinCodes, target: _Target) -> _Picked:
+    """Resolve duplicate keys as the policy says (or refuse them), then look up each extract
+    row's register row: duplicates are never multiplied into extra rows."""
+    rc, lc, n_codes = codes.right, codes.left, codes.n_codes
+    key, source, duplicates = target.key, target.source, target.duplicates
+    counts = np.bincount(rc, minlength=n_codes)
+    dup_rows = counts[rc] > 1
+    n_dup_rows = int(dup_rows.sum())
+    n_dup = int((counts > 1).sum())
+    rows_kept = np.arange(target.rows)
+    if n_dup:
+        if duplicates == "refuse":
+            raise InputDataError(
+                Problem(
+                    "duplicate_keys",
+                    f"{source} has {n_dup} key(s) that occur more than once",
+                    file=source,
+                    column=key if not target.join_year else f"{key}+{YEAR}",
+                    rows=tuple(int(i) + 1 for i in np.flatnonzero(dup_rows)[:_SHOWN_ROWS]),
+                    row_count=n_dup_rows,
+                    hint="the policy refuses duplicates; resolve them at the source or set duplicates: first/last",
+                )
+            )
+        rows_kept = np.flatnonzero(~pd.Series(rc).duplicated(keep=duplicates).to_numpy())
+    row_of = np.full(n_codes, -1, np.int64)
+    row_of[rc[rows_kept]] = rows_kept
+    take = row_of[lc]
+    matched = take >= 0
+    return _Picked(rows_kept, take, matched, n_dup, n_dup_rows)
+
+
+def _linked_columns(
+    existing: set[str], target: _Target, other: pd.DataFrame, wanted: list[str], take: np.ndarray
+) -> dict[str, Any]:
+    """The wanted variables in the extract's rows, renamed ``<register>_<variable>`` where the
+    extract has the name already; a column is never overwritten."""
+    name, source = target.name, target.source
+    columns: dict[str, Any] = {}
+    for v in wanted:
+        column = v if v not in existing else f"{name}_{v}"
+        if column in existing or column in columns:
+            raise InputDataError(
+                Problem(
+                    "column_clash", f"linking {source} would overwrite the column '{column}'", file=source
+                )
+            )
+        columns[column] = _nullable(other[v]).take(take, allow_fill=True)
+    return columns
+
+
+def _link_record(
+    side: _Side,
+    target: _Target,
+    keys: _RegisterKeys,
+    codes: _JoinCodes,
+    picked: _Picked,
+    variables: list[str],
+) -> RegisterLink:
+    """What linking the register did, in counts of persons and rows (no person is named)."""
+    lp, rp, n_persons = codes.left_person, codes.right_person, codes.n_persons
+    matched, rows_kept, n_dup = picked.matched, picked.rows_kept, picked.n_dup
+    samord_flags, key, n_dup_rows = keys.samord, target.key, picked.n_dup_rows
+    in_extract = _flags(n_persons, lp)
+    hit = _flags(n_persons, lp[matched])
+    in_register = _flags(n_persons, rp)
+    samord_left = _flags(n_persons, lp[side.samord]) if side.samord.any() else np.zeros(n_persons, bool)
+    samord_right = int(_flags(n_persons, rp[samord_flags]).sum()) if samord_flags.any() else 0
+    other_persons = int(in_register.sum())
+    all_persons = side.persons
+    matched_persons = int(hit.sum())
+    return RegisterLink(
+        register=target.name,
+        key=key,
+        join_on=[key, YEAR] if target.join_year else [key],
+        rows=target.rows,
+        persons=other_persons,
+        samordningsnummer=samord_right,
+        samordningsnummer_share=round(samord_right / other_persons, 4) if other_persons else 0.0,
+        duplicate_keys=n_dup,
+        duplicate_rows=n_dup_rows,
+        duplicates_resolution=target.duplicates if n_dup else "none",
+        changed_numbers_applied=keys.applied,
+        extract_persons=all_persons,
+        matched_persons=matched_persons,
+        unmatched_persons=all_persons - matched_persons,
+        match_share=round(matched_persons / all_persons, 4) if all_persons else 0.0,
+        unmatched_samordningsnummer=int((samord_left & ~hit).sum()),
+        rows_outside_extract=int((~in_extract[rp[rows_kept]]).sum()),
+        variables=variables,
+        match_by_year=_groups(side.year, matched) if side.year is not None else {},
+        match_by_sex=_groups(side.sex, matched) if side.sex is not None else {},
+        match_by_lan=_groups(side.lan, matched) if side.lan is not None else {},
+    )
+
+
 def _link_one(
     existing: set[str],
     side: _Side,
@@ -434,90 +609,12 @@ def _link_one(
         raise InputDataError(
             Problem("missing_column", f"{source} lacks column(s) {', '.join(missing)}", file=source)
         )
-    n = len(other)
-    samord_flags = np.zeros(n, bool)
-    applied = 0
-    if side.on_text:
-        right_person = _text_keys(other[key], key, source).to_numpy(dtype=object)
-    else:
-        right_person, samord_flags = _parse_keys(other[key], key, source, _reference(other, reference_date))
-        right_person, applied = _apply(right_person, changes)
-    if join_year:
-        # persons first (as codes), then (person, year) packed in one int64
-        rp, lp, n_persons = _codes(right_person, side.person)
-        rc, lc, n_codes = _codes(
-            rp * _YEAR_FACTOR + _year_codes(other, source), lp * _YEAR_FACTOR + side.year
-        )
-    else:
-        rc, lc, n_codes = _codes(right_person, side.person)
-        rp, lp, n_persons = rc, lc, n_codes
-
-    counts = np.bincount(rc, minlength=n_codes)
-    dup_rows = counts[rc] > 1
-    n_dup_rows = int(dup_rows.sum())
-    n_dup = int((counts > 1).sum())
-    rows_kept = np.arange(n)
-    if n_dup:
-        if duplicates == "refuse":
-            raise InputDataError(
-                Problem(
-                    "duplicate_keys",
-                    f"{source} has {n_dup} key(s) that occur more than once",
-                    file=source,
-                    column=key if not join_year else f"{key}+{YEAR}",
-                    rows=tuple(int(i) + 1 for i in np.flatnonzero(dup_rows)[:_SHOWN_ROWS]),
-                    row_count=n_dup_rows,
-                    hint="the policy refuses duplicates; resolve them at the source or set duplicates: first/last",
-                )
-            )
-        rows_kept = np.flatnonzero(~pd.Series(rc).duplicated(keep=duplicates).to_numpy())
-    row_of = np.full(n_codes, -1, np.int64)
-    row_of[rc[rows_kept]] = rows_kept
-    take = row_of[lc]
-    matched = take >= 0
-
-    columns: dict[str, Any] = {}
-    for v in wanted:
-        target = v if v not in existing else f"{name}_{v}"
-        if target in existing or target in columns:
-            raise InputDataError(
-                Problem(
-                    "column_clash", f"linking {source} would overwrite the column '{target}'", file=source
-                )
-            )
-        columns[target] = _nullable(other[v]).take(take, allow_fill=True)
-
-    in_extract = _flags(n_persons, lp)
-    hit = _flags(n_persons, lp[matched])
-    in_register = _flags(n_persons, rp)
-    samord_left = _flags(n_persons, lp[side.samord]) if side.samord.any() else np.zeros(n_persons, bool)
-    samord_right = int(_flags(n_persons, rp[samord_flags]).sum()) if samord_flags.any() else 0
-    other_persons = int(in_register.sum())
-    all_persons = side.persons
-    matched_persons = int(hit.sum())
-    link = RegisterLink(
-        register=name,
-        key=key,
-        join_on=[key, YEAR] if join_year else [key],
-        rows=n,
-        persons=other_persons,
-        samordningsnummer=samord_right,
-        samordningsnummer_share=round(samord_right / other_persons, 4) if other_persons else 0.0,
-        duplicate_keys=n_dup,
-        duplicate_rows=n_dup_rows,
-        duplicates_resolution=duplicates if n_dup else "none",
-        changed_numbers_applied=applied,
-        extract_persons=all_persons,
-        matched_persons=matched_persons,
-        unmatched_persons=all_persons - matched_persons,
-        match_share=round(matched_persons / all_persons, 4) if all_persons else 0.0,
-        unmatched_samordningsnummer=int((samord_left & ~hit).sum()),
-        rows_outside_extract=int((~in_extract[rp[rows_kept]]).sum()),
-        variables=list(columns),
-        match_by_year=_groups(side.year, matched) if side.year is not None else {},
-        match_by_sex=_groups(side.sex, matched) if side.sex is not None else {},
-        match_by_lan=_groups(side.lan, matched) if side.lan is not None else {},
-    )
+    target = _Target(name, key, source, join_year, len(other), duplicates)
+    keys = _register_keys(side, other, key, source, changes, reference_date)
+    codes = _join_codes(side, other, keys.person, join_year, source)
+    picked = _pick_rows(codes, target)
+    columns = _linked_columns(existing, target, other, wanted, picked.take)
+    link = _link_record(side, target, keys, codes, picked, list(columns))
     return columns, link
 
 

@@ -20,7 +20,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -61,6 +61,59 @@ KINDS: frozenset[str] = frozenset(
         "custodians",
     }
 )
+
+#: Records one verification problem: (entry or None, code, message, hint=None).
+_Flag = Callable[..., None]
+
+
+class _Scan(NamedTuple):
+    """What walking the stored entries rebuilt from their bodies."""
+
+    leaves: list[bytes]
+    frontier: merkle.CompactRange
+    last_hash: str
+    indexed: set[int]
+
+
+class _Tree(NamedTuple):
+    """The tree the entries rebuilt, and what a checkpoint is checked against."""
+
+    origin: str | None
+    size: int
+    root: bytes
+    leaves: list[bytes]
+    trusted: set[bytes] | None
+
+
+def _verify_checkpoint(cp: Checkpoint, label: str, given: bool, tree: _Tree, flag: _Flag) -> None:
+    """A checkpoint must be validly signed (by a trusted key), of this ledger, no larger than it,
+    and (when given from outside) the tree must be an extension of it: this detects a rewrite
+    even when every row was forged consistently."""
+    n = tree.size
+    if not cp.signature_ok():
+        flag(None, "checkpoint_signature", f"{label}: the signature is not valid")
+        return
+    if tree.trusted is not None and cp.key not in tree.trusted:
+        flag(None, "checkpoint_untrusted_key", f"{label}: signed by a key that is not trusted")
+    if tree.origin is not None and cp.origin != tree.origin:
+        flag(None, "checkpoint_origin", f"{label}: it belongs to another ledger ({cp.origin})")
+        return
+    if cp.size > n:
+        flag(n + 1, "ledger_truncated", f"{label} covers {cp.size} entries but only {n} are present")
+        return
+    if not given:
+        return  # its root was compared with the tree at its size during the scan
+    try:
+        merkle.verify_consistency(
+            cp.size, n, cp.root, tree.root, merkle.consistency_proof(cp.size, tree.leaves)
+        )
+    except merkle.ProofError:
+        flag(
+            None,
+            "ledger_rewritten",
+            f"{label}: the ledger is not an extension of it: entries 1-{cp.size} were changed",
+        )
+
 
 # --- the ledger -----------------------------------------------------------------------------
 
@@ -471,13 +524,40 @@ class Ledger:
             problems.append(Problem(code, message, rows=(seq,) if seq else (), hint=hint))
 
         stored = {c.size: Checkpoint._from_row(c) for c in self.store.checkpoints()}
+        cp_trust = self._checkpoint_keys(checkpoint_keys)
+        if 0 in stored and stored[0].root != merkle.EMPTY_ROOT:
+            flag(None, "ledger_checkpoint", "the stored checkpoint of the empty ledger has a wrong root")
+        scan = self._verify_entries(stored, flag)
+        n = len(scan.leaves)
+        root = scan.frontier.root()
+        origin = self.store.get_meta("origin")
+        self._verify_record(origin, n, scan, flag)
+
+        tree = _Tree(origin, n, root, scan.leaves, cp_trust)
+        for size, cp in stored.items():
+            _verify_checkpoint(cp, f"stored checkpoint of size {size}", False, tree, flag)
+        for cp in checkpoints:
+            _verify_checkpoint(cp, f"checkpoint of size {cp.size} signed {cp.time}", True, tree, flag)
+
+        self._verify_person_indexes(flag, scan.indexed)
+        return VerifyReport(
+            origin=origin,
+            size=n,
+            root=root.hex(),
+            stored_checkpoints=len(stored),
+            given_checkpoints=len(checkpoints),
+            trusted_keys=self.actor_keys is not None,
+            problems=problems,
+        )
+
+    def _verify_entries(self, stored: Mapping[int, Checkpoint], flag: _Flag) -> _Scan:
+        """Walk the stored entries in order, rebuilding the chain and the tree from their bodies
+        alone (nothing recorded is trusted), and compare the tree with each stored checkpoint at
+        its size on the way."""
         leaves: list[bytes] = []
         frontier = merkle.CompactRange()
         prev, expected, last_hash = GENESIS, 1, GENESIS
-        cp_trust = self._checkpoint_keys(checkpoint_keys)
         indexed: set[int] = set()
-        if 0 in stored and stored[0].root != merkle.EMPTY_ROOT:
-            flag(None, "ledger_checkpoint", "the stored checkpoint of the empty ledger has a wrong root")
         for row in self.store.scan():
             seq = row.seq
             if seq != expected:
@@ -486,40 +566,8 @@ class Ledger:
                 )
                 expected = seq
             body = row.body.encode("utf-8")
-            if hashlib.sha256(body).hexdigest() != row.hash:
-                flag(seq, "ledger_edited", f"entry {seq} does not match its recorded hash: it was edited")
-            try:
-                d = json.loads(body)
-                if not isinstance(d, dict) or set(d) != ENTRY_FIELDS or d["v"] != ENTRY_VERSION:
-                    raise ValueError("fields")
-            except ValueError:
-                flag(seq, "ledger_unreadable", f"entry {seq} is not a readable ledger entry")
-                d = None
-            if d is not None:
-                if d["seq"] != seq:
-                    flag(
-                        seq,
-                        "ledger_reordered",
-                        f"entry stored as {seq} says it is entry {d['seq']}: entries were moved or inserted",
-                    )
-                if d["prev"] != prev:
-                    flag(seq, "ledger_chain", f"entry {seq} does not follow the hash of the entry before it")
-                if (d["time"], d["actor"], d["kind"]) != (row.time, row.actor, row.kind):
-                    flag(
-                        seq, "ledger_edited", f"entry {seq}'s listed time, actor or kind differ from its body"
-                    )
-                if not self._verify_signature(str(d["key"]), row.signature, body):
-                    flag(seq, "ledger_signature", f"entry {seq}'s signature is not valid")
-                elif self.actor_keys is not None and self._trusted(str(d["actor"])) != bytes.fromhex(
-                    d["key"]
-                ):
-                    flag(
-                        seq,
-                        "ledger_untrusted_key",
-                        f"entry {seq} is not signed by its actor's registered key",
-                    )
-                if isinstance(d["payload"], dict) and "person_index" in d["payload"]:
-                    indexed.add(seq)
+            if self._verify_entry(row, body, prev, flag):
+                indexed.add(seq)
             prev = last_hash = row.hash
             leaf = merkle.leaf_hash(body)
             leaves.append(leaf)
@@ -532,73 +580,66 @@ class Ledger:
                     f"entries up to {seq} differ from the checkpoint signed at that size",
                 )
             expected = seq + 1
-        n = len(leaves)
-        root = frontier.root()
-        origin = self.store.get_meta("origin")
+        return _Scan(leaves, frontier, last_hash, indexed)
 
+    def _verify_entry(self, row: EntryRow, body: bytes, prev: str, flag: _Flag) -> bool:
+        """Check one entry against its hash, the entry before it, its listed columns and its
+        signature; True when its body says it carries a person index (which must then exist)."""
+        seq = row.seq
+        if hashlib.sha256(body).hexdigest() != row.hash:
+            flag(seq, "ledger_edited", f"entry {seq} does not match its recorded hash: it was edited")
+        try:
+            d = json.loads(body)
+            if not isinstance(d, dict) or set(d) != ENTRY_FIELDS or d["v"] != ENTRY_VERSION:
+                raise ValueError("fields")
+        except ValueError:
+            flag(seq, "ledger_unreadable", f"entry {seq} is not a readable ledger entry")
+            return False
+        if d["seq"] != seq:
+            flag(
+                seq,
+                "ledger_reordered",
+                f"entry stored as {seq} says it is entry {d['seq']}: entries were moved or inserted",
+            )
+        if d["prev"] != prev:
+            flag(seq, "ledger_chain", f"entry {seq} does not follow the hash of the entry before it")
+        if (d["time"], d["actor"], d["kind"]) != (row.time, row.actor, row.kind):
+            flag(seq, "ledger_edited", f"entry {seq}'s listed time, actor or kind differ from its body")
+        if not self._verify_signature(str(d["key"]), row.signature, body):
+            flag(seq, "ledger_signature", f"entry {seq}'s signature is not valid")
+        elif self.actor_keys is not None and self._trusted(str(d["actor"])) != bytes.fromhex(d["key"]):
+            flag(
+                seq,
+                "ledger_untrusted_key",
+                f"entry {seq} is not signed by its actor's registered key",
+            )
+        return isinstance(d["payload"], dict) and "person_index" in d["payload"]
+
+    def _verify_record(self, origin: str | None, n: int, scan: _Scan, flag: _Flag) -> None:
+        """The ledger's own record (size, head, tree) must describe exactly the entries found:
+        this is what detects a truncated tail or rows added outside the API."""
         recorded = self.store.get_meta("size")
         if origin is None or recorded is None or not recorded.isdigit():
             flag(None, "ledger_meta", "the ledger's own record (origin, size, head) is missing or damaged")
-        else:
-            if int(recorded) > n:
-                flag(
-                    n + 1,
-                    "ledger_truncated",
-                    f"the ledger recorded {recorded} entries but only {n} are present",
-                )
-            elif int(recorded) < n:
-                flag(
-                    int(recorded) + 1,
-                    "ledger_unrecorded",
-                    f"entries after {recorded} were not added by the ledger",
-                )
-            elif self.store.get_meta("head") != last_hash:
-                flag(n or None, "ledger_head", "the last entry is not the head the ledger recorded")
-            if (self.store.get_meta("frontier") or "") != frontier.to_bytes().hex() and int(recorded) == n:
-                flag(None, "ledger_meta", "the ledger's recorded tree does not match its entries")
+            return
+        if int(recorded) > n:
+            flag(
+                n + 1,
+                "ledger_truncated",
+                f"the ledger recorded {recorded} entries but only {n} are present",
+            )
+        elif int(recorded) < n:
+            flag(
+                int(recorded) + 1,
+                "ledger_unrecorded",
+                f"entries after {recorded} were not added by the ledger",
+            )
+        elif self.store.get_meta("head") != scan.last_hash:
+            flag(n or None, "ledger_head", "the last entry is not the head the ledger recorded")
+        if (self.store.get_meta("frontier") or "") != scan.frontier.to_bytes().hex() and int(recorded) == n:
+            flag(None, "ledger_meta", "the ledger's recorded tree does not match its entries")
 
-        def check_checkpoint(cp: Checkpoint, label: str, given: bool) -> None:
-            if not cp.signature_ok():
-                flag(None, "checkpoint_signature", f"{label}: the signature is not valid")
-                return
-            if cp_trust is not None and cp.key not in cp_trust:
-                flag(None, "checkpoint_untrusted_key", f"{label}: signed by a key that is not trusted")
-            if origin is not None and cp.origin != origin:
-                flag(None, "checkpoint_origin", f"{label}: it belongs to another ledger ({cp.origin})")
-                return
-            if cp.size > n:
-                flag(n + 1, "ledger_truncated", f"{label} covers {cp.size} entries but only {n} are present")
-                return
-            if not given:
-                return  # its root was compared with the tree at its size during the scan
-            try:
-                merkle.verify_consistency(
-                    cp.size, n, cp.root, root, merkle.consistency_proof(cp.size, leaves)
-                )
-            except merkle.ProofError:
-                flag(
-                    None,
-                    "ledger_rewritten",
-                    f"{label}: the ledger is not an extension of it: entries 1-{cp.size} were changed",
-                )
-
-        for size, cp in stored.items():
-            check_checkpoint(cp, f"stored checkpoint of size {size}", given=False)
-        for cp in checkpoints:
-            check_checkpoint(cp, f"checkpoint of size {cp.size} signed {cp.time}", given=True)
-
-        self._verify_person_indexes(flag, indexed)
-        return VerifyReport(
-            origin=origin,
-            size=n,
-            root=root.hex(),
-            stored_checkpoints=len(stored),
-            given_checkpoints=len(checkpoints),
-            trusted_keys=self.actor_keys is not None,
-            problems=problems,
-        )
-
-    def _verify_person_indexes(self, flag: Callable[..., None], indexed: set[int]) -> None:
+    def _verify_person_indexes(self, flag: _Flag, indexed: set[int]) -> None:
         """Each stored index matches the summary its entry signed; none is missing."""
         for row in self.store.person_indexes():
             indexed.discard(row.seq)

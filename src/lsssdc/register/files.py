@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -136,8 +136,17 @@ def _strings(arr: pa.Array) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(arr), copy=False)
 
 
-def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
-    """Turn text columns into the typed register frame, or raise :class:`InputDataError`."""
+class _Columns(NamedTuple):
+    """What every check of a register file reads: its trimmed text columns, the year of each row
+    (checked first, since every value set depends on it) and the file's name for the report."""
+
+    text: dict[str, pa.StringArray]
+    years: np.ndarray
+    source: str
+
+
+def _require_columns(raw: pd.DataFrame, source: str) -> None:
+    """Refuse a file without every register column before anything else: each check reads them."""
     missing = [c for c in V.COLUMNS if c not in raw.columns]
     if missing:
         raise InputDataError(
@@ -148,11 +157,12 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                 hint="a register file has the columns " + ", ".join(V.COLUMNS),
             )
         )
-    problems: list[Problem] = []
-    n = len(raw)
-    text = {c: _text(raw[c]) for c in V.COLUMNS}
 
-    year_num = _four_digits(text["year"])
+
+def _register_years(year: pa.StringArray, source: str) -> np.ndarray:
+    """Each row's year as int16; a bad year is refused on its own, as every other check depends on it."""
+    problems: list[Problem] = []
+    year_num = _four_digits(year)
     bad_year = (year_num < V.FIRST_YEAR) | (year_num > V.LAST_YEAR)
     if bad_year.any():
         problems.append(
@@ -165,8 +175,13 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
             )
         )
         raise InputDataError(problems)  # every other check depends on the year
-    years = year_num.astype(np.int16)
+    return year_num.astype(np.int16)
 
+
+def _identity_problems(cols: _Columns) -> list[Problem]:
+    """Rows that cannot be placed at all: a personnummer not shaped like one, an unknown kommun."""
+    text, years, source = cols
+    problems: list[Problem] = []
     refdates = V.measurement_dates(pd.Series(years))
     parsed = pnr_mod.parse(_strings(text["personnummer"]), reference_date=refdates)
     unshaped = parsed["reason"].isin(["missing", "format"]).to_numpy()
@@ -202,12 +217,13 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                 "unknown_kommun", "unknown kommun code for the register year", source, "boendekommun", bad
             )
         )
+    return problems
 
-    out: dict[str, pd.Series] = {"year": pd.Series(years, dtype="int16")}
-    out["personnummer"] = _strings(text["personnummer"])
-    for col in V.KOMMUN_COLUMNS:
-        out[col] = _strings(text[col])
 
+def _personkrets(cols: _Columns) -> tuple[pd.Series, list[Problem]]:
+    """personkrets and its problems: its value set changed in 2004, and 2004-2006 have none."""
+    text, years, source = cols
+    problems: list[Problem] = []
     pk = text["personkrets"]
     pk_given = _given(pk)
     pk_var = V.get("personkrets")
@@ -232,8 +248,14 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                 bad,
             )
         )
-    out["personkrets"] = _strings(pk)
+    return _strings(pk), problems
 
+
+def _boendekommun_problems(cols: _Columns) -> list[Problem]:
+    """boendekommun given in the years it was not collected."""
+    text, years, source = cols
+    problems: list[Problem] = []
+    bk = text["boendekommun"]
     bk_var = V.get("boendekommun")
     bad = _given(bk) & ~bk_var.collected_mask(years)
     if bad.any():
@@ -246,7 +268,14 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                 bad,
             )
         )
+    return problems
 
+
+def _insatser(cols: _Columns) -> tuple[dict[str, pd.Series], list[Problem]]:
+    """The insats flags as nullable int8 (missing in years not collected) and their problems."""
+    text, years, source = cols
+    out: dict[str, pd.Series] = {}
+    problems: list[Problem] = []
     for name in V.INSATSER:
         var = V.get(name)
         s = text[name]
@@ -268,7 +297,14 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
                 )
             )
         out[name] = pd.Series(pd.arrays.IntegerArray(one.astype(np.int8), ~coll), copy=False)
+    return out, problems
 
+
+def _amounts(cols: _Columns) -> tuple[dict[str, pd.Series], list[Problem]]:
+    """The amounts as nullable floats and their problems (malformed, or given before 2007)."""
+    text, years, source = cols
+    out: dict[str, pd.Series] = {}
+    problems: list[Problem] = []
     for name in V.AMOUNTS:
         var = V.get(name)
         s = text[name]
@@ -288,6 +324,32 @@ def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
             )
         missing = np.isnan(num)
         out[name] = pd.Series(pd.arrays.FloatingArray(np.where(missing, 0.0, num), missing), copy=False)
+    return out, problems
+
+
+def coerce_register(raw: pd.DataFrame, source: str = "<data>") -> pd.DataFrame:
+    """Turn text columns into the typed register frame, or raise :class:`InputDataError`."""
+    _require_columns(raw, source)
+    n = len(raw)
+    text = {c: _text(raw[c]) for c in V.COLUMNS}
+    years = _register_years(text["year"], source)
+    cols = _Columns(text, years, source)
+
+    problems = _identity_problems(cols)
+    out: dict[str, pd.Series] = {"year": pd.Series(years, dtype="int16")}
+    out["personnummer"] = _strings(text["personnummer"])
+    for col in V.KOMMUN_COLUMNS:
+        out[col] = _strings(text[col])
+
+    out["personkrets"], found = _personkrets(cols)
+    problems += found
+    problems += _boendekommun_problems(cols)
+    insatser, found = _insatser(cols)
+    out.update(insatser)
+    problems += found
+    amounts, found = _amounts(cols)
+    out.update(amounts)
+    problems += found
 
     if problems:
         raise InputDataError(problems)

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -185,15 +185,19 @@ def screen(df: pd.DataFrame, identifiers: list[str], where: str, columns: list[s
 BeforePublish = Callable[[Path, dict[str, str]], None]
 
 
-def build_package(
-    candidate: Candidate,
-    target: Path,
-    identifiers: list[str] | None = None,
-    before_publish: BeforePublish | None = None,
-    columns: list[str] | None = None,
-) -> dict[str, str]:
-    """Write the package for ``candidate`` to ``target`` atomically; return file -> sha256."""
-    target = Path(target)
+class _Microdata(NamedTuple):
+    """A microdata candidate read once and checked: its sealed source files, its metadata, the
+    screened frame and its columns, and the context the data formats are written with."""
+
+    sources: dict[str, bytes]
+    meta: dict[str, Any]
+    df: pd.DataFrame
+    columns: list[str]
+    ctx: F.Context
+
+
+def _check_target(target: Path) -> None:
+    """A delivery never overwrites or merges into an existing directory."""
     if target.exists():
         raise InputDataError(
             Problem(
@@ -204,10 +208,13 @@ def build_package(
             )
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    # read every source file once and check it against the sealed manifest: what is delivered is
-    # exactly what was approved, even if a file is swapped after the approval was checked
-    if candidate.manifest.get("kind") == "tables":
-        return _build_table_package(candidate, target, before_publish)
+
+
+def _read_microdata(
+    candidate: Candidate, identifiers: list[str] | None, columns: list[str] | None
+) -> _Microdata:
+    """Read every source file once, as sealed, and screen the frame before anything is written:
+    what is delivered is exactly what was approved, even if a file is swapped after approval."""
     sources = {name: _sealed_bytes(candidate, name) for name in SOURCES}
     meta = json.loads(sources["metadata.json"].decode("utf-8"))
     df = pd.read_parquet(io.BytesIO(sources["data.parquet"]))
@@ -221,75 +228,122 @@ def build_package(
         stamp=stamp,
         suppressible=F.suppressible(df, (meta.get("suppressed_share") or {}).keys()),
     )
+    return _Microdata(sources, meta, df, columns, ctx)
+
+
+def _write_data(data: _Microdata, tmp: Path) -> list[F.Output]:
+    """The data in each format the policy delivers, in the fixed order of formats."""
+    formats = data.meta.get("formats") or ["csv", "parquet", "stata"]
+    # looked up here, so that a test can make one of them fail
+    writers = {
+        "csv": _write_csv,
+        "parquet": _write_parquet,
+        "stata": _write_stata,
+        "spss": _write_spss,
+        "sas": _write_sas,
+    }
+    outputs: list[F.Output] = []
+    for fmt in F.FORMATS:
+        if fmt in formats:
+            outputs += writers[fmt](data.df, tmp, data.ctx)
+    return outputs
+
+
+def _write_documents(data: _Microdata, tmp: Path, outputs: list[F.Output]) -> None:
+    """The codebook and README, and the sealed policy, order and report as they were approved."""
+    sources, meta, columns = data.sources, data.meta, data.columns
+    (tmp / "codebook.md").write_text(codebook.codebook_markdown(columns, meta), encoding="utf-8")
+    (tmp / "README.md").write_text(_readme(meta, columns, outputs), encoding="utf-8")
+    (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
+    (tmp / "order.yaml").write_bytes(sources["order.yaml"])
+    (tmp / DATA_REPORT).write_bytes(sources[DATA_REPORT])
+
+
+def _column_types(df: pd.DataFrame, columns: list[str]) -> dict[str, str]:
+    """Each column's Table Schema type."""
+    return {
+        c: (
+            "integer"
+            if pd.api.types.is_integer_dtype(df[c])
+            else "number"
+            if pd.api.types.is_float_dtype(df[c])
+            else "date"
+            if pd.api.types.is_datetime64_any_dtype(df[c])
+            else "string"
+        )
+        for c in columns
+    }
+
+
+def _resources(outputs: list[F.Output], tmp: Path, schema: Any) -> list[dict[str, Any]]:
+    """The datapackage resource of each written data file (with ``None`` for fields left out)."""
+    resources = []
+    for out in outputs:
+        # a Parquet file is read by its own reader, not as a byte stream, so validators
+        # cannot check a byte count or hash there; MANIFEST.sha256 holds every file's hash.
+        # Stata, SPSS and SAS files and the label scripts are files to a validator (their
+        # byte count and hash are checked); their labels are in the files themselves.
+        streamed = out.format != "parquet"
+        resources.append(
+            {
+                "name": out.path.replace(".", "-").lower(),
+                "type": None if out.table else "file",
+                "path": out.path,
+                "format": out.format,
+                "mediatype": out.mediatype,
+                "encoding": "utf-8" if out.text else None,
+                "bytes": (tmp / out.path).stat().st_size if streamed else None,
+                "hash": "sha256:" + sha256_file(tmp / out.path) if streamed else None,
+                "schema": schema if out.table else None,
+            }
+        )
+    return resources
+
+
+def _write_datapackage(candidate: Candidate, data: _Microdata, tmp: Path, outputs: list[F.Output]) -> None:
+    """``datapackage.json``: the machine-readable description of the written files."""
+    meta = data.meta
+    dtypes = _column_types(data.df, data.columns)
+    schema = codebook.table_schema(data.columns, dtypes)
+    resources = _resources(outputs, tmp, schema)
+    package = {
+        "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
+        "name": meta.get("order_id", "delivery").lower(),
+        "title": f"LSS register extract {meta.get('order_id', '')}",
+        "description": "Pseudonymised extract from Socialstyrelsen's LSS register.",
+        "version": "1.0.0",
+        "resources": [{k: v for k, v in r.items() if v is not None} for r in resources],
+        "lsssdc": {
+            "content_hash": candidate.content_hash,
+            "order_id": meta.get("order_id"),
+            "project_id": meta.get("project_id"),
+        },
+    }
+    (tmp / "datapackage.json").write_text(
+        json.dumps(package, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+
+
+def build_package(
+    candidate: Candidate,
+    target: Path,
+    identifiers: list[str] | None = None,
+    before_publish: BeforePublish | None = None,
+    columns: list[str] | None = None,
+) -> dict[str, str]:
+    """Write the package for ``candidate`` to ``target`` atomically; return file -> sha256."""
+    target = Path(target)
+    _check_target(target)
+    # read every source file once and check it against the sealed manifest: what is delivered is
+    # exactly what was approved, even if a file is swapped after the approval was checked
+    if candidate.manifest.get("kind") == "tables":
+        return _build_table_package(candidate, target, before_publish)
+    data = _read_microdata(candidate, identifiers, columns)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
     try:
-        formats = meta.get("formats") or ["csv", "parquet", "stata"]
-        # looked up here, so that a test can make one of them fail
-        writers = {
-            "csv": _write_csv,
-            "parquet": _write_parquet,
-            "stata": _write_stata,
-            "spss": _write_spss,
-            "sas": _write_sas,
-        }
-        outputs: list[F.Output] = []
-        for fmt in F.FORMATS:
-            if fmt in formats:
-                outputs += writers[fmt](df, tmp, ctx)
-        (tmp / "codebook.md").write_text(codebook.codebook_markdown(columns, meta), encoding="utf-8")
-        (tmp / "README.md").write_text(_readme(meta, columns, outputs), encoding="utf-8")
-        (tmp / "policy.yaml").write_bytes(sources["policy.yaml"])
-        (tmp / "order.yaml").write_bytes(sources["order.yaml"])
-        (tmp / DATA_REPORT).write_bytes(sources[DATA_REPORT])
-        dtypes = {
-            c: (
-                "integer"
-                if pd.api.types.is_integer_dtype(df[c])
-                else "number"
-                if pd.api.types.is_float_dtype(df[c])
-                else "date"
-                if pd.api.types.is_datetime64_any_dtype(df[c])
-                else "string"
-            )
-            for c in columns
-        }
-        schema = codebook.table_schema(columns, dtypes)
-        resources = []
-        for out in outputs:
-            # a Parquet file is read by its own reader, not as a byte stream, so validators
-            # cannot check a byte count or hash there; MANIFEST.sha256 holds every file's hash.
-            # Stata, SPSS and SAS files and the label scripts are files to a validator (their
-            # byte count and hash are checked); their labels are in the files themselves.
-            streamed = out.format != "parquet"
-            resources.append(
-                {
-                    "name": out.path.replace(".", "-").lower(),
-                    "type": None if out.table else "file",
-                    "path": out.path,
-                    "format": out.format,
-                    "mediatype": out.mediatype,
-                    "encoding": "utf-8" if out.text else None,
-                    "bytes": (tmp / out.path).stat().st_size if streamed else None,
-                    "hash": "sha256:" + sha256_file(tmp / out.path) if streamed else None,
-                    "schema": schema if out.table else None,
-                }
-            )
-        package = {
-            "$schema": "https://datapackage.org/profiles/2.0/datapackage.json",
-            "name": meta.get("order_id", "delivery").lower(),
-            "title": f"LSS register extract {meta.get('order_id', '')}",
-            "description": "Pseudonymised extract from Socialstyrelsen's LSS register.",
-            "version": "1.0.0",
-            "resources": [{k: v for k, v in r.items() if v is not None} for r in resources],
-            "lsssdc": {
-                "content_hash": candidate.content_hash,
-                "order_id": meta.get("order_id"),
-                "project_id": meta.get("project_id"),
-            },
-        }
-        (tmp / "datapackage.json").write_text(
-            json.dumps(package, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        outputs = _write_data(data, tmp)
+        _write_documents(data, tmp, outputs)
+        _write_datapackage(candidate, data, tmp, outputs)
         return _publish(tmp, target, before_publish)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

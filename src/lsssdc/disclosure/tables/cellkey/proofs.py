@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -208,66 +209,111 @@ def _candidates(
     dims = list(range(3, len(space.names)))
     cell_of = np.arange(len(cells))
     if descents:
-        # every child of a margin code as another way down (with every partner and square)
-        more_cell, more_leaf = [cell_of], [leaf]
-        for j in dims:
-            own = base[:, j]
-            inner = np.flatnonzero(space.child_ptr[j][own + 1] > space.child_ptr[j][own])
-            owner, pos = _ragged(space.child_ptr[j], own[inner])
-            coords = base[inner][owner].copy()
-            coords[:, j] = space.child[j][pos]
-            alt = leaf[inner][owner].copy()
-            alt[:, j] = _leaves(space, coords, room_same, [j])[:, j]
-            more_cell.append(inner[owner])
-            more_leaf.append(alt)
-        cell_of = np.concatenate(more_cell)
-        leaf = np.concatenate(more_leaf)
+        cell_of, leaf = _more_descents(space, base, leaf, room_same, dims)
         base = base[cell_of]
-    corners: list[np.ndarray] = []  # leaf codes of each corner
-    corner_cand: list[np.ndarray] = []
-    corner_sign: list[np.ndarray] = []
-    target: list[np.ndarray] = []
-    n_cand = 0
-
-    def add(rows: np.ndarray, parts: list[tuple[np.ndarray, float]]) -> None:
-        nonlocal n_cand
-        ids = n_cand + np.arange(len(rows))
-        for coords, sign in parts:
-            corners.append(coords)
-            corner_cand.append(ids)
-            corner_sign.append(np.full(len(rows), sign))
-        target.append(cells[cell_of[rows]])
-        n_cand += len(rows)
-
-    def partner_leaf(rows: np.ndarray, j: int, code: np.ndarray, room: np.ndarray) -> np.ndarray:
-        coords = base[rows].copy()
-        coords[:, j] = code
-        return _leaves(space, coords, room, [j])[:, j]
-
+    groups: list[_Group] = []
     if rank == 0:
-        add(np.arange(len(base)), [(leaf, 1.0)])
+        groups.append(_Group(np.arange(len(base)), [(leaf, 1.0)]))
+    pairs, sibs = _pairs(space, base, leaf, dims, room_other, rank, width)
+    groups += pairs
+    groups += _squares(space, base, leaf, dims, sibs, room_other, cube)
+    return _assemble(space, groups, cells[cell_of], sigma)
+
+
+class _Group(NamedTuple):
+    """Candidates for the rows ``rows`` of ``base`` (one each), each the signed sum of the
+    corners ``parts`` (leaf codes per row, sign)."""
+
+    rows: np.ndarray
+    parts: list[tuple[np.ndarray, float]]
+
+
+def _more_descents(
+    space: _Space, base: np.ndarray, leaf: np.ndarray, room: np.ndarray, dims: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every child of a margin code as another way down (with every partner and square), not
+    only the roomiest: (row of ``base`` each way is for, its leaf codes), the cells themselves
+    first."""
+    more_cell, more_leaf = [np.arange(len(base))], [leaf]
+    for j in dims:
+        own = base[:, j]
+        inner = np.flatnonzero(space.child_ptr[j][own + 1] > space.child_ptr[j][own])
+        owner, pos = _ragged(space.child_ptr[j], own[inner])
+        coords = base[inner][owner].copy()
+        coords[:, j] = space.child[j][pos]
+        alt = leaf[inner][owner].copy()
+        alt[:, j] = _leaves(space, coords, room, [j])[:, j]
+        more_cell.append(inner[owner])
+        more_leaf.append(alt)
+    return np.concatenate(more_cell), np.concatenate(more_leaf)
+
+
+def _partner_leaf(
+    space: _Space, base: np.ndarray, rows: np.ndarray, j: int, code: np.ndarray, room: np.ndarray
+) -> np.ndarray:
+    """The leaf code along ``j`` below a partner's ``code`` (down by ``room``): where the
+    partner's corner sits."""
+    coords = base[rows].copy()
+    coords[:, j] = code
+    return _leaves(space, coords, room, [j])[:, j]
+
+
+def _pairs(
+    space: _Space,
+    base: np.ndarray,
+    leaf: np.ndarray,
+    dims: list[int],
+    room: np.ndarray,
+    rank: int,
+    width: int,
+) -> tuple[list[_Group], dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Each cell against a partner along one dimension (+ -), and per dimension the partners
+    chosen (row, partner's leaf code), which the squares reuse."""
+    groups: list[_Group] = []
     sibs = {}
     for j in dims:
-        rows, sib = _siblings(space, base, j, room_other, rank, width)
-        sibs[j] = (rows, partner_leaf(rows, j, sib, room_other))
+        rows, sib = _siblings(space, base, j, room, rank, width)
+        sibs[j] = (rows, _partner_leaf(space, base, rows, j, sib, room))
         if not len(rows):
             continue
         partner = leaf[rows].copy()
         partner[:, j] = sibs[j][1]
-        add(rows, [(leaf[rows], 1.0), (partner, -1.0)])
+        groups.append(_Group(rows, [(leaf[rows], 1.0), (partner, -1.0)]))
+    return groups, sibs
+
+
+def _match(rows1: np.ndarray, rows2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of an entry of ``rows1`` and an entry of sorted ``rows2`` on the same row:
+    (position in ``rows1``, position in ``rows2``), vectorised."""
+    lo = np.searchsorted(rows2, rows1, side="left")
+    cnt = np.searchsorted(rows2, rows1, side="right") - lo
+    owner, pos = _ragged(np.concatenate([[0], np.cumsum(cnt)]), np.arange(len(rows1)))
+    pos = pos - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
+    return owner, pos
+
+
+def _squares(
+    space: _Space,
+    base: np.ndarray,
+    leaf: np.ndarray,
+    dims: list[int],
+    sibs: dict[int, tuple[np.ndarray, np.ndarray]],
+    room: np.ndarray,
+    cube: int,
+) -> list[_Group]:
+    """Hypercube squares along two dimensions (+ - - +): the cell, a partner along each and
+    the opposite corner, which leave every margin of the two lines as it was."""
+    groups: list[_Group] = []
     for a_i, j1 in enumerate(dims):
         rows1, leaf1 = sibs[j1]
         for j2 in dims[a_i + 1 :]:
-            rows2, sib2 = _siblings(space, base, j2, room_other, 0, cube)
+            rows2, sib2 = _siblings(space, base, j2, room, 0, cube)
             if not len(rows1) or not len(rows2):
                 continue
-            leaf2 = partner_leaf(rows2, j2, sib2, room_other)
+            leaf2 = _partner_leaf(space, base, rows2, j2, sib2, room)
             order2 = np.argsort(rows2, kind="stable")
             rows2, leaf2 = rows2[order2], leaf2[order2]
-            lo = np.searchsorted(rows2, rows1, side="left")
-            cnt = np.searchsorted(rows2, rows1, side="right") - lo
-            owner, pos = _ragged(np.concatenate([[0], np.cumsum(cnt)]), np.arange(len(rows1)))
-            pos = pos - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
+            owner, pos = _match(rows1, rows2)
             if not len(owner):
                 continue
             rows = rows1[owner]
@@ -278,7 +324,28 @@ def _candidates(
             c2[:, j2] = leaf2[pos]
             c12 = c1.copy()
             c12[:, j2] = leaf2[pos]
-            add(rows, [(c0, 1.0), (c1, -1.0), (c2, -1.0), (c12, 1.0)])
+            groups.append(_Group(rows, [(c0, 1.0), (c1, -1.0), (c2, -1.0), (c12, 1.0)]))
+    return groups
+
+
+def _assemble(
+    space: _Space, groups: list[_Group], cell_of_row: np.ndarray, sigma: float
+) -> tuple[sp.csc_matrix, np.ndarray]:
+    """The candidates as columns of one sparse matrix (each corner expanded to its cells and
+    margins, shared margins cancelled) and the cell each column is for."""
+    corners: list[np.ndarray] = []  # leaf codes of each corner
+    corner_cand: list[np.ndarray] = []
+    corner_sign: list[np.ndarray] = []
+    target: list[np.ndarray] = []
+    n_cand = 0
+    for rows, parts in groups:
+        ids = n_cand + np.arange(len(rows))
+        for coords, part_sign in parts:
+            corners.append(coords)
+            corner_cand.append(ids)
+            corner_sign.append(np.full(len(rows), part_sign))
+        target.append(cell_of_row[rows])
+        n_cand += len(rows)
     if not n_cand:
         return sp.csc_matrix((space.size, 0)), np.zeros(0, np.int64)
     cand = np.concatenate(corner_cand)
