@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from lsssdc.coarsen import EncodedHierarchy, Hierarchy, Recoding, summarise_recoding
+from lsssdc.disclosure.criteria import REGISTRY
 from lsssdc.disclosure.risk import (
     UNIT,
     ComboRisk,
@@ -184,7 +185,7 @@ class _Lattice:
             self.level_loss.append(np.array(per))
         # blanking records can lower others' figures with entropy l (a skewed mixture) and with
         # missing_weight 0 (a blanked record stops counting): then re-measure until stable
-        self.iterate = criteria.entropy_l is not None or criteria.missing_weight == 0
+        self.iterate = not criteria.monotone or criteria.missing_weight == 0
         # can a fully suppressed record be safe at all? (it is compatible with every record)
         whole = self._measure(
             np.full((1, self.m), -1, np.int32), np.array([self.n], np.int64), self._pairs_all()
@@ -242,14 +243,11 @@ class _Lattice:
         risk = self._measure(codes, counts, pairs, cards)
         unsafe = risk.unsafe(self.criteria)
         c = self.criteria
-        below_k = int(counts[risk.f < c.k].sum())
-        below_l = below_el = 0
-        for s in c.sensitive:
-            if c.l_diversity is not None:
-                below_l = max(below_l, int(counts[risk.distinct[s] < c.l_diversity].sum()))
-            if c.entropy_l is not None:
-                bad = risk.entropy[s] + 1e-9 < math.log(c.entropy_l)
-                below_el = max(below_el, int(counts[bad].sum()))
+        # records below each rule: the most over the sensitive attributes
+        below = dict.fromkeys(REGISTRY, 0)
+        for rule in c.rules():
+            below[rule.name] = max(below[rule.name], int(counts[rule.failing(risk)].sum()))
+        below_k, below_l, below_el = below["k"], below["l_diversity"], below["entropy_l"]
         suppressed = unsafe.copy()
         if self.iterate and unsafe.any() and self.suppression_helps:
             for _ in range(len(counts)):
@@ -325,6 +323,61 @@ def generalise(
     suppressed.
     """
     names = [h.variable for h in hierarchies]
+    _check_input(df, names, criteria, suppression, unit)
+    encoded = [h.encode(df[h.variable]) for h in hierarchies]
+    lo, hi = _level_range(names, encoded, min_levels, max_levels)
+    n = len(df)
+    budget = int(math.floor(criteria.max_suppressed_share * n + 1e-9))
+    lat = _Lattice(df, encoded, criteria, budget, unit)
+    search = _search(lat, lo, hi, criteria.monotone)
+    report = LatticeReport(
+        rows=n,
+        quasi_identifiers=tuple(names),
+        criteria=criteria,
+        suppression=suppression,
+        level_names=tuple(e.level_names for e in encoded),
+        nodes=search.nodes,
+        evaluated=search.evaluated,
+        pruned_by_bound=search.pruned_by_bound,
+        pruned_by_monotonicity=search.pruned_by_monotonicity,
+        chosen=None,
+        best_reached=None,
+    )
+    if search.best is None:
+        reached = search.best_fail[1] if search.best_fail else None
+        report.best_reached = reached
+        report.problems = _refusal_problems(reached, criteria, n, budget, lat.suppression_helps)
+        raise refuse(report.problems, report)
+
+    chosen, suppressed_rows = search.best[1], search.best[2][lat.combos.of_row]
+    report.chosen = chosen
+    report.best_reached = chosen
+    out = _recode(df, hierarchies, encoded, chosen.levels, report)
+    if suppression == "record":
+        out = _suppress_records(df, out, names, suppressed_rows, report)
+    else:
+        try:
+            out, local = suppress_locally(out, names, criteria, order=order, unit=unit)
+        except DisclosureRefused as exc:
+            report.local = exc.report  # type: ignore[attr-defined]
+            report.problems = list(exc.problems)
+            raise refuse(report.problems, report) from None
+        report.local = local
+        report.records_suppressed = local.records_suppressed
+        report.suppressed_values = dict(local.suppressed_values)
+    after = measure(out, names, criteria, unit=unit)
+    report.after = after
+    report.utility = _utility(encoded, chosen.levels, out, names, after, criteria.k)
+    if not after.satisfied:
+        report.problems = after.problems()
+        raise refuse(report.problems, report)
+    return out, report
+
+
+def _check_input(
+    df: pd.DataFrame, names: list[str], criteria: Criteria, suppression: str, unit: str | None
+) -> None:
+    """One hierarchy per quasi-identifier, every column there, a known suppression."""
     if len(set(names)) != len(names):
         raise PolicyError(Problem("bad_hierarchy", "a quasi-identifier has more than one hierarchy"))
     needed = [*names, *criteria.sensitive, *([unit] if unit else [])]
@@ -335,7 +388,15 @@ def generalise(
         raise PolicyError(
             Problem("bad_suppression", f"suppression must be 'record' or 'local', not {suppression!r}")
         )
-    encoded = [h.encode(df[h.variable]) for h in hierarchies]
+
+
+def _level_range(
+    names: list[str],
+    encoded: list[EncodedHierarchy],
+    min_levels: Mapping[str, int] | None,
+    max_levels: Mapping[str, int] | None,
+) -> tuple[list[int], list[int]]:
+    """The lowest and highest level each quasi-identifier may take (the policy's bounds)."""
     heights = np.array([e.height for e in encoded], dtype=np.int64)
     lo_map = _check_bounds(names, heights, min_levels, "min_levels")
     hi_map = _check_bounds(names, heights, max_levels, "max_levels")
@@ -343,67 +404,68 @@ def generalise(
     hi = [int(hi_map.get(q, int(heights[i]))) for i, q in enumerate(names)]
     if any(a > b for a, b in zip(lo, hi, strict=True)):
         raise PolicyError(Problem("bad_levels", "a minimum level lies above the maximum level"))
-    n = len(df)
-    budget = int(math.floor(criteria.max_suppressed_share * n + 1e-9))
-    lat = _Lattice(df, encoded, criteria, budget, unit)
+    return lo, hi
+
+
+@dataclass
+class _Search:
+    """What the search found: the best node that satisfies (rank, result, suppressed combos),
+    the failing node that came closest, and how many nodes it measured or skipped."""
+
+    nodes: int
+    best: tuple[tuple[Any, ...], NodeResult, np.ndarray] | None = None
+    best_fail: tuple[tuple[Any, ...], NodeResult] | None = None
+    evaluated: int = 0
+    pruned_by_bound: int = 0
+    pruned_by_monotonicity: int = 0
+
+
+def _search(lat: _Lattice, lo: list[int], hi: list[int], monotone: bool) -> _Search:
+    """Best-first over the nodes by their loss bound; skip below a failing node when every
+    criterion is monotone; stop when the bound passes the best loss found."""
     nodes = list(itertools.product(*[range(a, b + 1) for a, b in zip(lo, hi, strict=True)]))
     bounds = np.array([lat.lower_bound(nd) for nd in nodes])
     sums = np.array([sum(nd) for nd in nodes])
     # the lambda's argument is inferred as Any, which numpy's stubs read as an array index
     order_idx = sorted(range(len(nodes)), key=lambda j: (round(bounds[j], 12), sums[j], nodes[j]))  # type: ignore[call-overload]
-    monotone = criteria.entropy_l is None
-    failing = np.zeros((0, len(names)), dtype=np.int64)
-    best: tuple[tuple[Any, ...], NodeResult, np.ndarray] | None = None
-    best_fail: tuple[tuple[Any, ...], NodeResult] | None = None
-    evaluated = pruned_bound = pruned_mono = 0
+    failing = np.zeros((0, len(lo)), dtype=np.int64)
+    found = _Search(len(nodes))
     for pos, j in enumerate(order_idx):
         node = nodes[j]
-        if best is not None and bounds[j] > best[1].loss + 1e-12:
-            pruned_bound = len(order_idx) - pos
+        if found.best is not None and bounds[j] > found.best[1].loss + 1e-12:
+            found.pruned_by_bound = len(order_idx) - pos
             break
         arr = np.asarray(node, dtype=np.int64)
         if monotone and len(failing) and bool((arr <= failing).all(axis=1).any()):
-            pruned_mono += 1
+            found.pruned_by_monotonicity += 1
             continue
         result, suppressed = lat.evaluate(node)
-        evaluated += 1
+        found.evaluated += 1
         if result.satisfies:
             rank = (round(result.loss, 12), result.suppressed_records, int(sums[j]), node)
-            if best is None or rank < best[0]:
-                best = (rank, result, suppressed)
+            if found.best is None or rank < found.best[0]:
+                found.best = (rank, result, suppressed)
         else:
             if monotone:
                 failing = np.vstack([failing[~(failing <= arr).all(axis=1)], arr])
             frank = (result.suppressed_records, round(result.loss, 12), node)
-            if best_fail is None or frank < best_fail[0]:
-                best_fail = (frank, result)
+            if found.best_fail is None or frank < found.best_fail[0]:
+                found.best_fail = (frank, result)
+    return found
 
-    level_names = tuple(e.level_names for e in encoded)
-    report = LatticeReport(
-        rows=n,
-        quasi_identifiers=tuple(names),
-        criteria=criteria,
-        suppression=suppression,
-        level_names=level_names,
-        nodes=len(nodes),
-        evaluated=evaluated,
-        pruned_by_bound=pruned_bound,
-        pruned_by_monotonicity=pruned_mono,
-        chosen=None,
-        best_reached=None,
-    )
-    if best is None:
-        reached = best_fail[1] if best_fail else None
-        report.best_reached = reached
-        report.problems = _refusal_problems(reached, criteria, n, budget, lat.suppression_helps)
-        raise refuse(report.problems, report)
 
-    chosen, suppressed_rows = best[1], best[2][lat.combos.of_row]
-    report.chosen = chosen
-    report.best_reached = chosen
+def _recode(
+    df: pd.DataFrame,
+    hierarchies: Sequence[Hierarchy],
+    encoded: list[EncodedHierarchy],
+    levels: tuple[int, ...],
+    report: LatticeReport,
+) -> pd.DataFrame:
+    """The data at the chosen levels (categories in the hierarchy's order), each recoding
+    recorded in the report."""
     out = df.copy()
     for i, (h, e) in enumerate(zip(hierarchies, encoded, strict=True)):
-        lv = chosen.levels[i]
+        lv = levels[i]
         if lv == 0:
             continue
         codes = e.level_codes(lv)
@@ -426,32 +488,22 @@ def generalise(
             )
         )
         out[h.variable] = new
-    if suppression == "record":
-        for q in names:
-            col = out[q]
-            if suppressed_rows.any():
-                if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":
-                    col = col.astype("boolean" if col.dtype.kind == "b" else "Int64")
-                out[q] = col.mask(suppressed_rows)
-        report.records_suppressed = int(suppressed_rows.sum())
-        report.suppressed_values = {q: int((suppressed_rows & df[q].notna().to_numpy()).sum()) for q in names}
-    else:
-        try:
-            out, local = suppress_locally(out, names, criteria, order=order, unit=unit)
-        except DisclosureRefused as exc:
-            report.local = exc.report  # type: ignore[attr-defined]
-            report.problems = list(exc.problems)
-            raise refuse(report.problems, report) from None
-        report.local = local
-        report.records_suppressed = local.records_suppressed
-        report.suppressed_values = dict(local.suppressed_values)
-    after = measure(out, names, criteria, unit=unit)
-    report.after = after
-    report.utility = _utility(encoded, chosen.levels, out, names, after, criteria.k)
-    if not after.satisfied:
-        report.problems = after.problems()
-        raise refuse(report.problems, report)
-    return out, report
+    return out
+
+
+def _suppress_records(
+    df: pd.DataFrame, out: pd.DataFrame, names: list[str], suppressed_rows: np.ndarray, report: LatticeReport
+) -> pd.DataFrame:
+    """Record suppression: every quasi-identifier of an unsafe record blanked."""
+    for q in names:
+        col = out[q]
+        if suppressed_rows.any():
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iub":
+                col = col.astype("boolean" if col.dtype.kind == "b" else "Int64")
+            out[q] = col.mask(suppressed_rows)
+    report.records_suppressed = int(suppressed_rows.sum())
+    report.suppressed_values = {q: int((suppressed_rows & df[q].notna().to_numpy()).sum()) for q in names}
+    return out
 
 
 def _utility(

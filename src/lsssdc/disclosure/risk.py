@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import hyp2f1
 
+from lsssdc.disclosure.criteria import Criteria, DistinctL, EntropyL
 from lsssdc.errors import DisclosureRefused, InputDataError, Problem
 
 DEFINITION = (
@@ -61,64 +62,6 @@ DEFINITION = (
 _DENSE_SMALL = 1 << 16  # key spaces up to this are always counted with a dense bincount
 _DENSE_MAX = 1 << 25  # ... and up to this when there are at least a quarter as many keys
 _I64_LIMIT = 1 << 62
-_ENTROPY_EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class Criteria:
-    """What a release must satisfy: k-anonymity and, per sensitive attribute, l-diversity.
-
-    ``max_suppressed_share`` is the share of records a treatment may suppress (0.02 = 2 %).
-    ``missing_weight`` (sdcMicro's ``alpha``): 1 counts every compatible record, also one
-    that matches only because it is missing a value the record has (the default); 0 leaves
-    those out, so a blanked value widens its own record's class but never props up anyone
-    else's (stricter: fewer records pass, more must be blanked).
-    """
-
-    k: int = 1
-    l_diversity: int | None = None
-    entropy_l: float | None = None
-    sensitive: tuple[str, ...] = ()
-    max_suppressed_share: float = 0.0
-    missing_weight: int = 1
-
-    def __init__(
-        self,
-        k: int = 1,
-        l_diversity: int | None = None,
-        entropy_l: float | None = None,
-        sensitive: Sequence[str] = (),
-        max_suppressed_share: float = 0.0,
-        missing_weight: int = 1,
-    ) -> None:
-        if int(k) < 1:
-            raise ValueError("k must be at least 1")
-        if (l_diversity is not None or entropy_l is not None) and not sensitive:
-            raise ValueError("l-diversity needs at least one sensitive attribute")
-        if not 0.0 <= float(max_suppressed_share) <= 1.0:
-            raise ValueError("max_suppressed_share must lie in [0, 1]")
-        if missing_weight not in (0, 1):
-            raise ValueError("missing_weight must be 1 (wildcards count for everyone) or 0")
-        object.__setattr__(self, "k", int(k))
-        object.__setattr__(self, "l_diversity", None if l_diversity is None else int(l_diversity))
-        object.__setattr__(self, "entropy_l", None if entropy_l is None else float(entropy_l))
-        object.__setattr__(self, "sensitive", tuple(sensitive))
-        object.__setattr__(self, "max_suppressed_share", float(max_suppressed_share))
-        object.__setattr__(self, "missing_weight", int(missing_weight))
-
-    @property
-    def needs_l(self) -> bool:
-        return self.l_diversity is not None or self.entropy_l is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "l_diversity": self.l_diversity,
-            "entropy_l": self.entropy_l,
-            "sensitive": list(self.sensitive),
-            "max_suppressed_share": self.max_suppressed_share,
-            "missing_weight": self.missing_weight,
-        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,13 +377,7 @@ class ComboRisk:
     entropy: dict[str, np.ndarray]
 
     def unsafe(self, criteria: Criteria) -> np.ndarray:
-        bad = self.f < criteria.k
-        for s in criteria.sensitive:
-            if criteria.l_diversity is not None:
-                bad |= self.distinct[s] < criteria.l_diversity
-            if criteria.entropy_l is not None:
-                bad |= self.entropy[s] + _ENTROPY_EPS < math.log(criteria.entropy_l)
-        return bad
+        return criteria.unsafe(self)
 
 
 #: Name under which the unit's (person's) values travel with the sensitive attributes.
@@ -661,12 +598,10 @@ def measure(
     pats = patterns(combos.codes)
     below_l: dict[str, int] = {}
     below_el: dict[str, int] = {}
-    if criteria is not None:
-        for s in sens:
-            if criteria.l_diversity is not None:
-                below_l[s] = int(cnt[distinct[s] < criteria.l_diversity].sum())
-            if criteria.entropy_l is not None:
-                below_el[s] = int(cnt[entropy[s] + _ENTROPY_EPS < math.log(criteria.entropy_l)].sum())
+    for rule in criteria.rules(sens) if criteria is not None else ():
+        if isinstance(rule, DistinctL | EntropyL):
+            below = below_l if isinstance(rule, DistinctL) else below_el
+            below[rule.attribute] = int(cnt[rule.failing(per_combo)].sum())
     return RiskReport(
         rows=n,
         quasi_identifiers=qis,

@@ -37,16 +37,14 @@ refuses the release with the best result reached attached.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from lsssdc.disclosure.risk import (
-    _ENTROPY_EPS,
     UNIT,
     ComboRisk,
     Combos,
@@ -124,17 +122,6 @@ def _check_order(qis: tuple[str, ...], order: Sequence[str] | None) -> tuple[str
             )
         )
     return order
-
-
-def _l_unsafe(risk: ComboRisk, criteria: Criteria) -> np.ndarray:
-    """Unsafe for an l rule (k left out)."""
-    bad = np.zeros(len(risk.f), bool)
-    for s in criteria.sensitive:
-        if criteria.l_diversity is not None:
-            bad |= risk.distinct[s] < criteria.l_diversity
-        if criteria.entropy_l is not None:
-            bad |= risk.entropy[s] + _ENTROPY_EPS < math.log(criteria.entropy_l)
-    return bad
 
 
 def _risk_of(
@@ -242,40 +229,52 @@ def _spare(
     return blank
 
 
-def suppress_locally(
-    df: pd.DataFrame,
-    quasi_identifiers: Sequence[str],
-    criteria: Criteria,
-    *,
-    order: Sequence[str] | None = None,
-    max_rounds: int | None = None,
-    unit: str | None = None,
-) -> tuple[pd.DataFrame, SuppressionReport]:
-    """Blank quasi-identifier values until ``criteria`` hold; refuse when that cannot be done.
+class _Combinations(NamedTuple):
+    """The distinct combinations being worked on: their codes, record counts, the number of
+    codes of each quasi-identifier and the sensitive (and person) values within each."""
 
-    ``order`` lists the quasi-identifiers from least to most important (the first is blanked
-    first); default: the order of ``quasi_identifiers``. The share of records with at least
-    one blanked value must not exceed ``criteria.max_suppressed_share``. Returns a new frame
-    (same rows, same index; integer columns become nullable) and the report. ``unit`` names
-    the person column when a person has several rows (classes then count distinct persons).
-    """
-    qis = tuple(quasi_identifiers)
-    order_names = _check_order(qis, order)
-    order_pos = np.array([qis.index(q) for q in order_names], dtype=np.int64)
-    before = measure(df, qis, criteria, unit=unit)
-    combos0: Combos = before.combos
+    codes: np.ndarray
+    counts: np.ndarray
+    cards: Sequence[int]
+    pairs: dict[str, SensitivePairs]
+
+
+class _Rounds(NamedTuple):
+    """Where the rounds ended: the final combinations, each original combination's index among
+    them, the number of rounds and whether some unsafe combination had nothing left to blank."""
+
+    codes: np.ndarray
+    to_current: np.ndarray
+    rounds: int
+    stuck: bool
+
+
+class _Blanked(NamedTuple):
+    """The released frame and what was blanked in it."""
+
+    out: pd.DataFrame
+    suppressed_values: dict[str, int]
+    records_suppressed: int
+
+
+def _start(df: pd.DataFrame, combos0: Combos, criteria: Criteria, unit: str | None) -> _Combinations:
+    """Copies of the measured combinations, so the rounds never change the ``before`` report."""
     codes = combos0.codes.copy()
     counts = combos0.counts.copy()
     cards = combos0.cards
     pairs = {s: sensitive_pairs(combos0.of_row, len(counts), df[s]) for s in criteria.sensitive}
     if unit:
         pairs[UNIT] = sensitive_pairs(combos0.of_row, len(counts), df[unit])
-    # blanked rows raise other rows' counts only with missing_weight 1, and by their number of
-    # rows only when rows are the unit (with persons, the gain is not known in advance)
-    gain = criteria.missing_weight if unit is None else 0
+    return _Combinations(codes, counts, cards, pairs)
+
+
+def _run_rounds(
+    start: _Combinations, criteria: Criteria, order_pos: np.ndarray, gain: int, limit: int
+) -> _Rounds:
+    """Blank values round by round (see the module docstring) until nothing is unsafe, nothing
+    can be blanked, or ``limit`` rounds were made."""
+    codes, counts, cards, pairs = start
     to_current = np.arange(len(counts), dtype=np.int64)
-    m = len(qis)
-    limit = max_rounds if max_rounds is not None else 4 * m + 10
     rounds = 0
     stuck = False
     while rounds < limit and len(counts):
@@ -298,7 +297,7 @@ def suppress_locally(
             counts,
             cards,
             risk.f,
-            _l_unsafe(risk, criteria),
+            criteria.unsafe(risk, sensitive_only=True),
             criteria.k,
             gain,
         )
@@ -306,9 +305,13 @@ def suppress_locally(
         codes[unsafe_idx[blank], chosen[blank]] = -1
         codes, counts, new_id, pairs = merge_combinations(codes, counts, cards, pairs)
         to_current = new_id[to_current]
+    return _Rounds(codes, to_current, rounds, stuck)
 
+
+def _blank(df: pd.DataFrame, qis: tuple[str, ...], combos0: Combos, final: np.ndarray) -> _Blanked:
+    """Carry the blanks from the combinations back to the rows (one mask per column), counting
+    the values and records suppressed."""
     out = df.copy()
-    final = codes[to_current]  # (D0, m) final codes of each original combination
     suppressed_values: dict[str, int] = {}
     touched = np.zeros(len(combos0.counts), bool)
     of_row = combos0.of_row
@@ -322,11 +325,17 @@ def suppress_locally(
                 col = col.astype("boolean" if col.dtype.kind == "b" else "Int64")
             out[q] = col.mask(newly[of_row])
     records_suppressed = int(combos0.counts[touched].sum())
-    after = measure(out, qis, criteria, unit=unit)
+    return _Blanked(out, suppressed_values, records_suppressed)
+
+
+def _problems_after(
+    after: RiskReport, stuck: bool, records_suppressed: int, n: int, criteria: Criteria
+) -> list[Problem]:
+    """Why the result cannot be released: the re-measured criteria, and a suppression share
+    above the policy's limit."""
     problems = after.problems()
     if stuck and not problems:  # cannot happen: a stuck record is unsafe in ``after`` as well
         problems = [Problem("suppression_failed", "local suppression could not reach the criteria")]
-    n = len(df)
     if n and records_suppressed / n > criteria.max_suppressed_share:
         problems.append(
             Problem(
@@ -337,14 +346,52 @@ def suppress_locally(
                 hint="coarsen the quasi-identifiers further (e.g. wider age bands, län instead of kommun)",
             )
         )
+    return problems
+
+
+def suppress_locally(
+    df: pd.DataFrame,
+    quasi_identifiers: Sequence[str],
+    criteria: Criteria,
+    *,
+    order: Sequence[str] | None = None,
+    max_rounds: int | None = None,
+    unit: str | None = None,
+) -> tuple[pd.DataFrame, SuppressionReport]:
+    """Blank quasi-identifier values until ``criteria`` hold; refuse when that cannot be done.
+
+    ``order`` lists the quasi-identifiers from least to most important (the first is blanked
+    first); default: the order of ``quasi_identifiers``. The share of records with at least
+    one blanked value must not exceed ``criteria.max_suppressed_share``. Returns a new frame
+    (same rows, same index; integer columns become nullable) and the report. ``unit`` names
+    the person column when a person has several rows (classes then count distinct persons).
+    """
+    qis = tuple(quasi_identifiers)
+    order_names = _check_order(qis, order)
+    order_pos = np.array([qis.index(q) for q in order_names], dtype=np.int64)
+    before = measure(df, qis, criteria, unit=unit)
+    combos0: Combos = before.combos
+    start = _start(df, combos0, criteria, unit)
+    # blanked rows raise other rows' counts only with missing_weight 1, and by their number of
+    # rows only when rows are the unit (with persons, the gain is not known in advance)
+    gain = criteria.missing_weight if unit is None else 0
+    m = len(qis)
+    limit = max_rounds if max_rounds is not None else 4 * m + 10
+    done = _run_rounds(start, criteria, order_pos, gain, limit)
+
+    final = done.codes[done.to_current]  # (D0, m) final codes of each original combination
+    blanked = _blank(df, qis, combos0, final)
+    after = measure(blanked.out, qis, criteria, unit=unit)
+    n = len(df)
+    problems = _problems_after(after, done.stuck, blanked.records_suppressed, n, criteria)
     report = SuppressionReport(
         rows=n,
         quasi_identifiers=qis,
         order=order_names,
         criteria=criteria,
-        rounds=rounds,
-        suppressed_values=suppressed_values,
-        records_suppressed=records_suppressed,
+        rounds=done.rounds,
+        suppressed_values=blanked.suppressed_values,
+        records_suppressed=blanked.records_suppressed,
         rows_dropped=0,
         before=before,
         after=after,
@@ -353,4 +400,4 @@ def suppress_locally(
     )
     if problems:
         raise refuse(problems, report)
-    return out, report
+    return blanked.out, report
