@@ -487,10 +487,13 @@ def test_wider_age_bands_merge_two_by_two() -> None:
 
 
 def test_l_diversity_counts_value_sets_per_class() -> None:
+    from lsssdc.disclosure.persons import PersonClasses
+
     rows = pd.DataFrame({"p": ["a", "a", "b", "c", "d"], "dv": [0, 1, 0, 1, 1]})
     codes, uniques = pd.factorize(rows["p"], sort=False)
     groups = np.array([0, 0, 1, 1])  # a and b in one class, c and d in another
-    ld = F.l_diversity(rows, codes.astype(np.int64), len(uniques), groups, ["dv"])
+    classes = PersonClasses(codes.astype(np.int64), len(uniques), groups, np.bincount(groups)[groups])
+    ld = F.l_diversity(rows, classes, ["dv"])
     # a {0,1} and b {0}: l = 2; c {1} and d {1}: l = 1
     assert ld["dv"] == {"min": 1, "persons_by_l": {"1": 2, "2": 2, "3": 0}}
 

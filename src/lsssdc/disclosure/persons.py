@@ -235,6 +235,56 @@ def _l_per_person(groups: np.ndarray, signature: np.ndarray) -> np.ndarray:
     return distinct.reindex(groups).to_numpy()
 
 
+@dataclass(frozen=True)
+class PersonClasses:
+    """The intruder's view of one delivery: each person's class (the persons whose released
+    rows over all years, joined with the earlier deliveries, look the same) and its size."""
+
+    #: per row: the person's number; and the number of persons
+    codes: np.ndarray
+    persons: int
+    #: per person: class number and class size
+    groups: np.ndarray
+    sizes: np.ndarray
+
+    def l_per_person(self, rows: pd.DataFrame, sensitive: Sequence[str]) -> dict[str, np.ndarray]:
+        """Per sensitive variable and person: the distinct sets of its values over their rows
+        that the person's class holds (the gate's l)."""
+        if not self.persons:
+            return {s: np.zeros(0, np.int64) for s in sensitive}
+        return {
+            s: _l_per_person(self.groups, sig).astype(np.int64)
+            for s, sig in _diversity(rows, self.codes, self.persons, list(sensitive)).items()
+        }
+
+    def lowest_l(self, rows: pd.DataFrame, sensitive: Sequence[str]) -> int:
+        """The fewest distinct value sets of a sensitive variable a class holds (over every
+        sensitive variable; a large number when there is none to count)."""
+        worst = 1 << 30
+        for lv in self.l_per_person(rows, sensitive).values():
+            worst = min(worst, int(lv.min()) if len(lv) else worst)
+        return worst
+
+
+def measure(
+    rows: pd.DataFrame,
+    person: str,
+    qis: Sequence[str],
+    *,
+    known: Sequence[str],
+    age_column: str | None = None,
+    history: Profiles | None = None,
+    history_persons: pd.Series | None = None,
+) -> PersonClasses:
+    """Group the persons of ``rows`` as the intruder of :func:`protect` sees them (a blanked
+    value is a value of its own), with their earlier deliveries when given."""
+    codes, n = _person_codes(rows[person])
+    extra = _history_for(rows[person], codes, n, history, history_persons)
+    prof = profiles(rows, codes, n, qis, known=set(known), age_column=age_column)
+    groups, sizes = class_sizes(prof.key(extra))
+    return PersonClasses(codes, n, groups, sizes)
+
+
 # --------------------------------------------------------------------------------------------
 # treatment
 
@@ -306,62 +356,36 @@ def protect(
     qis = list(qis)
     codes, n = _person_codes(rows[person])
     knows = set(known) | set(qis)
-    hashes = {q: _column_hash(rows[q]) for q in qis}
-    narrow = rows[[c for c in rows.columns if c in set(qis) | {imp.flag for imp in IMPLICATIONS}]]
-    extra = _history_for(rows[person], codes, n, history, history_persons)
     sens = [s for s in sensitive if s in rows.columns] if l > 1 else []
-    signatures = _diversity(rows, codes, n, sens)
+    view = _View(
+        narrow=rows[[c for c in rows.columns if c in set(qis) | {imp.flag for imp in IMPLICATIONS}]],
+        codes=codes,
+        n=n,
+        qis=qis,
+        knows=knows,
+        hashes={q: _column_hash(rows[q]) for q in qis},
+        extra=_history_for(rows[person], codes, n, history, history_persons),
+        signatures=_diversity(rows, codes, n, sens),
+        age_column=age_column,
+    )
     year_col = year if year in qis else None
     blankable = [q for q in order if q in qis and q != year_col]
     blankable += [q for q in qis if q not in blankable and q != year_col]
     subsets = _subsets(blankable, year_col)
 
-    level = np.full(n, -1, np.int64)
-    unsettled = np.ones(n, bool)
-    levels: list[dict[str, Any]] = []
-    min_class, min_l, classes = 0, 0, 0
-    before_below = before_unique = 0
+    done = _Settled(level=np.full(n, -1, np.int64), unsettled=np.ones(n, bool))
     for i, blank in enumerate(subsets):
-        idx = np.flatnonzero(unsettled)
+        idx = np.flatnonzero(done.unsettled)
         if not len(idx):
             break
-        row_mask = unsettled[codes]
-        sub_rows = narrow.loc[row_mask] if not row_mask.all() else narrow
-        sub_codes = np.searchsorted(idx, codes[row_mask])
-        sub_hashes = {q: hashes[q][row_mask] for q in qis}
-        prof = profiles(
-            sub_rows,
-            sub_codes,
-            len(idx),
-            qis,
-            set(blank),
-            known=knows,
-            age_column=age_column,
-            hashes=sub_hashes,
-        )
-        key = prof.key(_take(extra, idx))
-        groups, sizes = class_sizes(key)
-        ok = sizes >= k
-        lmin = np.full(len(idx), 1 << 30)
-        for s in sens:
-            lv = _l_per_person(groups, signatures[s][idx])
-            lmin = np.minimum(lmin, lv)
-            ok &= lv >= l
+        groups, sizes, lmin, ok = view.classes(idx, done.unsettled, blank, k, l)
         if i == 0:
-            before_below, before_unique = int((sizes < k).sum()), int((sizes == 1).sum())
+            done.before_below, done.before_unique = int((sizes < k).sum()), int((sizes == 1).sum())
         if ok.any():
-            settled = idx[ok]
-            level[settled] = i
-            unsettled[settled] = False
-            levels.append({"suppressed": sorted(blank), "persons": int(ok.sum())})
-            min_class = int(sizes[ok].min()) if not min_class else min(min_class, int(sizes[ok].min()))
-            if sens:
-                m = int(lmin[ok].min())
-                min_l = m if not min_l else min(min_l, m)
-            classes += int(len(np.unique(groups[ok])))
+            done.settle(i, blank, idx[ok], groups[ok], sizes[ok], lmin[ok] if sens else None)
 
-    withheld = unsettled
-    out, sup_persons, sup_rows, touched = _apply(rows, codes, qis, subsets, level, withheld, year_col)
+    withheld = done.unsettled
+    out, sup_persons, sup_rows, touched = _apply(rows, codes, qis, subsets, done.level, withheld, year_col)
     record = PersonProtection(
         k=k,
         l=l,
@@ -369,12 +393,12 @@ def protect(
         rows=len(rows),
         quasi_identifiers=qis,
         sensitive=list(sens),
-        min_class=min_class,
-        min_l=min_l if sens else 0,
-        classes=classes,
-        before_below_k=before_below,
-        before_unique=before_unique,
-        levels=levels,
+        min_class=done.min_class,
+        min_l=done.min_l if sens else 0,
+        classes=done.classes,
+        before_below_k=done.before_below,
+        before_unique=done.before_unique,
+        levels=done.levels,
         withheld_persons=int(withheld.sum()),
         withheld_rows=int(withheld[codes].sum()),
         suppressed_persons=sup_persons,
@@ -389,6 +413,88 @@ def protect(
         ),
     )
     return out, record
+
+
+@dataclass(frozen=True)
+class _View:
+    """What the treatment measures every blank set on: the delivery's quasi-identifier
+    columns, the persons, their value hashes, history and sensitive-value signatures."""
+
+    narrow: pd.DataFrame
+    codes: np.ndarray
+    n: int
+    qis: list[str]
+    knows: set[str]
+    hashes: dict[str, np.ndarray]
+    extra: Profiles | None
+    signatures: dict[str, np.ndarray]
+    age_column: str | None
+
+    def classes(
+        self,
+        idx: np.ndarray,
+        unsettled: np.ndarray,
+        blank: frozenset[str],
+        k: int,
+        l: int,  # noqa: E741
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The unsettled persons ``idx`` with ``blank`` suppressed: class, class size, lowest l,
+        and whether k and l hold for them."""
+        row_mask = unsettled[self.codes]
+        sub_rows = self.narrow.loc[row_mask] if not row_mask.all() else self.narrow
+        sub_codes = np.searchsorted(idx, self.codes[row_mask])
+        sub_hashes = {q: self.hashes[q][row_mask] for q in self.qis}
+        prof = profiles(
+            sub_rows,
+            sub_codes,
+            len(idx),
+            self.qis,
+            set(blank),
+            known=self.knows,
+            age_column=self.age_column,
+            hashes=sub_hashes,
+        )
+        groups, sizes = class_sizes(prof.key(_take(self.extra, idx)))
+        ok = sizes >= k
+        lmin = np.full(len(idx), 1 << 30)
+        for sig in self.signatures.values():
+            lv = _l_per_person(groups, sig[idx])
+            lmin = np.minimum(lmin, lv)
+            ok &= lv >= l
+        return groups, sizes, lmin, ok
+
+
+@dataclass
+class _Settled:
+    """Who is settled at which blank set so far, and the figures of the classes they settled in."""
+
+    level: np.ndarray
+    unsettled: np.ndarray
+    levels: list[dict[str, Any]] = field(default_factory=list)
+    min_class: int = 0
+    min_l: int = 0
+    classes: int = 0
+    before_below: int = 0
+    before_unique: int = 0
+
+    def settle(
+        self,
+        i: int,
+        blank: frozenset[str],
+        settled: np.ndarray,
+        groups: np.ndarray,
+        sizes: np.ndarray,
+        lmin: np.ndarray | None,
+    ) -> None:
+        self.level[settled] = i
+        self.unsettled[settled] = False
+        self.levels.append({"suppressed": sorted(blank), "persons": len(settled)})
+        smallest = int(sizes.min())
+        self.min_class = smallest if not self.min_class else min(self.min_class, smallest)
+        if lmin is not None:
+            m = int(lmin.min())
+            self.min_l = m if not self.min_l else min(self.min_l, m)
+        self.classes += int(len(np.unique(groups)))
 
 
 def _take(extra: Profiles | None, idx: np.ndarray) -> Profiles | None:

@@ -132,17 +132,22 @@ def control(
         history=joined[0] if joined else None,
         history_persons=joined[1] if joined else None,
     )
+
     # measured again on what leaves: a suppressed value is a value of its own
-    codes, n = P._person_codes(treated[person])
-    extra = P._history_for(treated[person], codes, n, *joined) if joined else None
-    after_prof = P.profiles(treated, codes, n, qis, known=set(known), age_column=age_column)
-    after_groups, after_sizes = P.class_sizes(after_prof.key(extra))
-    ucodes, un = P._person_codes(df[person])
-    uextra = P._history_for(df[person], ucodes, un, *joined) if joined else None
-    before_prof = P.profiles(df, ucodes, un, qis, known=set(known), age_column=age_column)
-    _, before_sizes = P.class_sizes(before_prof.key(uextra))
-    rows = max(len(df), 1)
-    touched = record.rows_touched + record.withheld_rows
+    def classes(rows: pd.DataFrame) -> P.PersonClasses:
+        return P.measure(
+            rows,
+            person,
+            qis,
+            known=known,
+            age_column=age_column,
+            history=joined[0] if joined else None,
+            history_persons=joined[1] if joined else None,
+        )
+
+    after = classes(treated)
+    after_sizes = after.sizes
+    before_sizes = classes(df).sizes
     facts: dict[str, Any] = {
         "quasi_identifiers": qis,
         "unit": "persons with the same released rows over all their years",
@@ -150,8 +155,22 @@ def control(
         "before": _class_figures(before_sizes, t.k),
         "after": _class_figures(after_sizes, t.k),
         "treatment": record.to_dict(),
+        "suppression": _suppression_facts(record, qis, policy, len(df)),
     }
-    facts["suppression"] = {
+    if detail:
+        facts["l_diversity"] = report_facts.l_diversity(treated, after, sens)
+        facts["trajectories"] = report_facts.trajectories(df, treated, person, before_sizes, t.k)
+    checks = [roles, *_checks(policy, record, len(df), after, treated, sens)]
+    return treated, facts, checks
+
+
+def _suppression_facts(
+    record: P.PersonProtection, qis: list[str], policy: Policy, n_rows: int
+) -> dict[str, Any]:
+    """What the treatment blanked and withheld, per variable and in all (shares of the rows)."""
+    rows = max(n_rows, 1)
+    touched = record.rows_touched + record.withheld_rows
+    return {
         "per_variable": {
             q: {
                 "count": record.suppressed_rows.get(q, 0),
@@ -168,12 +187,22 @@ def control(
         "information_loss": round(sum(record.suppressed_rows.values()) / (rows * len(qis)), 6),
         "information_loss_measure": "share of quasi-identifier values suppressed (rows x variables)",
     }
-    if detail:
-        facts["l_diversity"] = report_facts.l_diversity(treated, codes, n, after_groups, sens)
-        facts["trajectories"] = report_facts.trajectories(df, treated, person, before_sizes, t.k)
-    k_after = int(after_sizes.min()) if len(after_sizes) else t.k
+
+
+def _checks(
+    policy: Policy,
+    record: P.PersonProtection,
+    n_rows: int,
+    after: P.PersonClasses,
+    treated: pd.DataFrame,
+    sens: list[str],
+) -> list[Check]:
+    """The gate's checks of the person-level control, on the figures measured after treatment."""
+    t = policy.thresholds
+    rows = max(n_rows, 1)
+    touched = record.rows_touched + record.withheld_rows
+    k_after = int(after.sizes.min()) if len(after.sizes) else t.k
     checks = [
-        roles,
         Check(
             "k",
             k_after >= t.k,
@@ -192,23 +221,11 @@ def control(
         ),
     ]
     if t.l > 1 and sens:
-        worst = _l_after(treated, person, codes, n, after_prof.key(extra), sens)
+        worst = after.lowest_l(treated, sens)
         checks.append(
             Check("l", worst >= t.l, f"l-diversity is {worst}; the policy asks for {t.l}", worst, t.l)
         )
-    return treated, facts, checks
-
-
-def _l_after(
-    treated: pd.DataFrame, person: str, codes: np.ndarray, n: int, key: pd.DataFrame, sens: list[str]
-) -> int:
-    groups, _ = P.class_sizes(key)
-    worst = 1 << 30
-    for s, sig in P._diversity(treated, codes, n, sens).items():
-        del s
-        lv = P._l_per_person(groups, sig)
-        worst = min(worst, int(lv.min()) if len(lv) else worst)
-    return worst
+    return checks
 
 
 def membership_check(
@@ -271,13 +288,3 @@ def intruder_model(policy: Policy, qis: list[str], record: P.PersonProtection, h
             + f"{policy.thresholds.k} persons whose released rows agree with all of it."
         ),
     }
-
-
-# --------------------------------------------------------------------------------------------
-# prepare
-
-
-def person_column(policy: Policy) -> str:
-    """The delivered person column: the policy's name, or `lopnummer` for running numbers."""
-    ps = policy.pseudonymisation
-    return "lopnummer" if ps.output == "lopnummer" and ps.column == "pseudonym" else ps.column

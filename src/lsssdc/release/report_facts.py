@@ -72,14 +72,11 @@ def class_distribution(sizes: np.ndarray, k: int) -> dict[str, Any]:
 # l-diversity and trajectories
 
 
-def l_diversity(
-    treated: pd.DataFrame, codes: np.ndarray, n: int, groups: np.ndarray, sensitive: Sequence[str]
-) -> dict[str, Any]:
+def l_diversity(treated: pd.DataFrame, classes: P.PersonClasses, sensitive: Sequence[str]) -> dict[str, Any]:
     """Per sensitive variable: the distinct value sets each person's class shows (the gate's l),
     its smallest value and persons by it (3 stands for 3 or more)."""
     out: dict[str, Any] = {}
-    for s, signature in P._diversity(treated, codes, n, list(sensitive)).items():
-        lv = P._l_per_person(groups, signature).astype(np.int64) if n else np.zeros(0, np.int64)
+    for s, lv in classes.l_per_person(treated, sensitive).items():
         capped = np.minimum(lv, 3)
         by = np.bincount(capped, minlength=4)
         out[s] = {
