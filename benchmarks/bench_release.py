@@ -83,7 +83,7 @@ def _child(tmp: Path, policy_file: Path, name: str) -> dict:
         ledger=book,
         policy_path=policy_file,
         order_path=ORDER,
-    )
+    ).candidate
     out["prepare_seconds"] = round(time.perf_counter() - t, 3)
     out["verdict"] = cand.verdict
     report = json.loads((cand.path / "report.json").read_text(encoding="utf-8"))

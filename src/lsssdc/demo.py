@@ -139,7 +139,7 @@ def run(
         policy_path=policy_path,
         order_path=order_path,
         population=pop,
-    )
+    ).candidate
     say(f"prepared candidate {cand.path}: {cand.verdict}")
     say(f"reviewer report: {cand.path / 'report.html'}")
     package = None

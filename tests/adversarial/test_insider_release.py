@@ -244,7 +244,7 @@ def test_the_preparer_cannot_approve_their_own_candidate(site) -> None:
         inputs=[],
         ledger=site["ledger"],
         actor="preparer-reviewer",
-    )
+    ).candidate
     with pytest.raises(LsssdcError) as info:
         release.approve(own.path, "preparer-reviewer", site["store"], site["ledger"])
     assert "four eyes" in str(info.value)
@@ -549,7 +549,7 @@ def test_the_number_of_reviewers_comes_from_the_sealed_policy_not_the_preparers_
         actor="ordering-service",
         policy_path=strict,
         order_path=order_path(DAGLIG[1]),
-    )
+    ).candidate
     assert cand.verdict == "releasable"
     release.approve(cand.path, "reviewer-a", site["store"], site["ledger"])
     _deliver_refused(site, cand.path)

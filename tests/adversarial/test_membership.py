@@ -54,7 +54,7 @@ def _prepare(root: Path, small, bound: float | None, population: pd.DataFrame | 
         policy_path=pol_path,
         order_path=order_path(MORTALITY[1]),
         population=population,
-    )
+    ).candidate
 
 
 @pytest.fixture(scope="module")

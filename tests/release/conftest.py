@@ -156,7 +156,7 @@ def prepare_order(
         actor="ordering-service",
         policy_path=policy_file,
         order_path=order_file,
-    )
+    ).candidate
 
 
 def copy_candidate(candidate: Path, work: Path) -> Path:

@@ -353,7 +353,7 @@ def test_a_candidate_without_its_policy_file_is_refused_cleanly(small, tmp_path)
             inputs=[],
             ledger=book,
             actor="ordering-service",
-        )
+        ).candidate
         assert not (cand.path / "policy.yaml").exists()
         release.approve(cand.path, "reviewer-a", store, book)
         with pytest.raises(InputDataError) as info:

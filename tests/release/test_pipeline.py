@@ -21,6 +21,7 @@ from lsssdc import release
 from lsssdc.errors import DisclosureRefused
 from lsssdc.release import pipeline
 from lsssdc.release.candidate import load
+from lsssdc.release.gate import Check, gate
 from tests.release.conftest import (
     DAGLIG,
     MORTALITY,
@@ -90,10 +91,10 @@ def test_mortality_order_end_to_end(delivered: Release) -> None:
 
 
 def test_the_gate_says_yes_only_when_every_check_holds() -> None:
-    ok, bad = pipeline.Check("k", True, "fine"), pipeline.Check("l", False, "l is 1")
-    assert pipeline.gate([]).decision == "refused"
-    assert pipeline.gate([ok]).decision == "releasable"
-    verdict = pipeline.gate([ok, bad])
+    ok, bad = Check("k", True, "fine"), Check("l", False, "l is 1")
+    assert gate([]).decision == "refused"
+    assert gate([ok]).decision == "releasable"
+    verdict = gate([ok, bad])
     assert verdict.decision == "refused" and verdict.reasons == ["l is 1"]
 
 

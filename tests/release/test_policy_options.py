@@ -36,7 +36,7 @@ def _deliver(tmp_path: Path, small, policy_file: Path) -> Path:
         ledger=book,
         policy_path=policy_file,
         order_path=order_file,
-    )
+    ).candidate
     assert cand.verdict == "releasable"
     release.approve(cand.path, "reviewer-a", store, book)
     return Path(release.deliver(cand.path, tmp_path / "out", store, book, "ordering-service")["package"])

@@ -4,6 +4,7 @@ same years, kept consistent, and the microdata extracts of those years."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,23 +123,24 @@ def test_extract_cells_count_as_known() -> None:
     assert not table_history.derivable(t, data, {"2022"}).any()
 
 
-def test_history_refusal_names_the_release(area, monkeypatch) -> None:
+def test_history_refusal_names_the_release(area) -> None:
     _deliver(area, order_path("kommun-tables-2023"), "first")
     from lsssdc.disclosure.tables import FrequencyRule, Rules
     from lsssdc.release import table_orders
+    from lsssdc.release.plan import make_plan
 
-    # a stricter rule now: cells the first release published are sensitive under it
-    monkeypatch.setattr(
-        table_orders, "rules_of", lambda policy: Rules(FrequencyRule(threshold=10, zero_is_safe=True))
-    )
     second_order = _order(
         area["root"],
         "B2026-0103",
         [{"name": "kommun-sex", "dimensions": ["kommun", "sex", "insats"], "unit": "persons"}],
     )
+    # a stricter rule now: cells the first release published are sensitive under it
+    plan = replace(
+        make_plan(*_load(second_order)), table_rules=Rules(FrequencyRule(threshold=10, zero_is_safe=True))
+    )
     with pytest.raises(DisclosureRefused) as err:
         table_orders.protect_tables(
-            *_load(second_order), area["small"].register, ledger=area["ledger"], work_dir=area["work"]
+            plan, area["small"].register, ledger=area["ledger"], work_dir=area["work"]
         )
     assert err.value.problems[0].code == "history_exposes"
 

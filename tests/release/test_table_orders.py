@@ -40,7 +40,7 @@ def test_table_order_prepare_approve_deliver(tmp_path, register):
         ledger=book,
         policy_path=POLICY,
         order_path=ORDER,
-    )
+    ).candidate
     assert cand.verdict == "releasable"
     assert cand.manifest["kind"] == "tables"
     assert not (cand.path / "data.parquet").exists() and not (cand.path / "person_index.bin").exists()

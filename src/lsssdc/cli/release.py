@@ -135,7 +135,7 @@ def prepare(
         _session(key_store, ledger, actor) as (store, book),
         working("preparing the candidate (linkage, pseudonyms, disclosure control)") as step,
     ):
-        c = pipeline.prepare(
+        prepared = pipeline.prepare(
             pol,
             ordr,
             reg,
@@ -150,15 +150,9 @@ def prepare(
             population=pop,
             progress=step.progress,
         )
+        c = prepared.candidate
         step.done(f"{c.verdict}, {len(c.manifest.get('files') or {})} files sealed")
-    report = json.loads((c.path / "report.json").read_text(encoding="utf-8"))
-    summary = {
-        "candidate": str(c.path),
-        "verdict": c.verdict,
-        "content_hash": c.content_hash,
-        "report": str(c.path / "report.html"),
-        "reasons": report["verdict"]["reasons"],
-    }
+    summary = prepared.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:

@@ -21,23 +21,10 @@ from lsssdc.disclosure import tables as T
 from lsssdc.disclosure.tables import attack as table_audit
 from lsssdc.disclosure.tables import cellkey
 from lsssdc.errors import DisclosureRefused, InputDataError, PolicyRefused, Problem
-from lsssdc.policy import Order, Policy, check_order
+from lsssdc.policy import Order, Policy
 from lsssdc.release import table_history
 from lsssdc.release.extract import derive
-
-
-def uses_cell_key(policy: Policy) -> bool:
-    """Whether the policy protects its tables by the cell key method (else by suppression)."""
-    return policy.tables is not None and policy.tables.protection == "cell_key"
-
-
-def rules_of(policy: Policy) -> T.Rules:
-    t = policy.thresholds
-    dominance = (T.DominanceRule(n=t.dominance.n, k=t.dominance.k),) if t.dominance else ()
-    p_rule = T.PRule(p=t.p_percent) if t.p_percent else None
-    return T.Rules(
-        T.FrequencyRule(threshold=t.table_frequency, zero_is_safe=t.zero_is_safe), dominance, p_rule
-    )
+from lsssdc.release.plan import Plan, make_plan, table_rules
 
 
 def build_tables(
@@ -78,10 +65,6 @@ def build_tables(
             )
         )
     return built
-
-
-def _cuts(policy: Policy) -> tuple[int, ...]:
-    return tuple(policy.hierarchies.age.cuts) if policy.hierarchies.age else T.AGE_BANDS
 
 
 def _rebuild(
@@ -187,7 +170,7 @@ def _with_cell_key(
     shown_tables = [replace(t, cells=t.cells.assign(value=p)) for t, (p, _) in zip(built, noisy, strict=True)]
     protected = T.ProtectedTables(
         tables=shown_tables,
-        rules=rules_of(policy),
+        rules=table_rules(policy),
         status=[np.zeros(t.size, np.int8) for t in built],
         reason=[np.zeros(t.size, np.int64) for t in built],
         upper=[np.zeros(t.size) for t in built],
@@ -234,8 +217,7 @@ class KeptWitnesses:
 
 
 def protect_tables(
-    policy: Policy,
-    order: Order,
+    plan: Plan,
     register: pd.DataFrame,
     *,
     ledger: Any = None,
@@ -249,16 +231,16 @@ def protect_tables(
     extract of those years is checked with the tables; an order that history exposes is
     refused, naming the release. The earlier releases' kept witnesses are hints that make
     the joint problem quick; the last item is this release's, to keep (None for cell keys)."""
-    check_order(order, policy)
+    policy, order = plan.policy, plan.order
     if not order.tables:
         raise PolicyRefused(Problem("no_tables", "the order asks for no table"))
-    years = sorted(set(order.years))
-    cell_key = uses_cell_key(policy)
+    years = list(plan.years)
+    cell_key = plan.cell_key
     if cell_key and record_secret is None:
         raise PolicyRefused(
             Problem("cellkey_no_secret", "the cell key method needs the record-key secret of the key store")
         )
-    built = build_tables(order, _cuts(policy), register, record_secret if cell_key else None)
+    built = build_tables(order, plan.age_cuts, register, record_secret if cell_key else None)
     past = (
         table_history.earlier(ledger, work_dir, set(years), _rebuild(register, record_secret))
         if ledger is not None and work_dir is not None
@@ -285,7 +267,7 @@ def protect_tables(
     names = [f"{order.order_id}/{t.name}" for t in built] + [t.name for t in tables[len(built) :]]
     hints = table_history.witnesses_for(past, names, [t.size for t in tables])
     everything = T.protect(
-        tables, rules_of(policy), known=known, hidden_before=hidden_before, witnesses=hints
+        tables, plan.table_rules, known=known, hidden_before=hidden_before, witnesses=hints
     )
     report = table_audit.audit(everything)
     protected = _subset(everything, len(built))
@@ -384,7 +366,7 @@ def check_extract(
                 hint="prepare the extract with the lsssdc version that made the tables",
             )
         ) from None
-    rules = rules_of(earlier_policy)
+    rules = table_rules(earlier_policy)
     hints = table_history.witnesses_for(
         table_history.TableHistory(tables=exact), [t.name for t in tables], [t.size for t in tables]
     )
@@ -416,7 +398,7 @@ DRAFT_NOTICE = "UTKAST-DRAFT.txt"
 def make_tables(policy: Policy, order: Order, register: pd.DataFrame, out_dir: str | Path) -> dict[str, Any]:
     """Protect and audit every table of a table order; write them to ``out_dir`` only if the
     audit passes. Returns the summary (the same facts as the written ``audit.json``)."""
-    protected, report, summary, _ = protect_tables(policy, order, register)
+    protected, report, summary, _ = protect_tables(make_plan(policy, order), register)
     if not report.passed:
         raise DisclosureRefused(
             Problem(
