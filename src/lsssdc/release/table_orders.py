@@ -117,13 +117,26 @@ def _extract_check(
     return found
 
 
+def _refills(
+    tables: list[tuple[int, T.Table]], extracts: list[table_history.Extract]
+) -> list[tuple[int, T.Table, table_history.Extract, list[str]]]:
+    """Every (table, extract) pair where the table's counts would fill what the extract left
+    blank: (the table's ledger entry, the table, the extract, the dimensions refilled). Both
+    directions ask it: a table order of an extract's years, and an extract of tables' years."""
+    return [
+        (entry, t, ex, dims)
+        for ex in extracts
+        for entry, t in tables
+        if (dims := table_history.refill(t, ex))
+    ]
+
+
 def _refuse_refills(tables: list[T.Table], past: table_history.TableHistory) -> None:
     """Refuse tables whose counts would fill what an extract of their years left blank."""
-    refills = [
-        (ex, t.name, dims) for ex in past.extracts for t in tables if (dims := table_history.refill(t, ex))
-    ]
+    refills = _refills([(0, t) for t in tables], past.extracts)
     if refills:
-        ex, name, dims = refills[0]
+        _, table, ex, dims = refills[0]
+        name = table.name
         raise DisclosureRefused(
             Problem(
                 "extract_refill",
@@ -334,19 +347,19 @@ def check_extract(
     if not past.tables:
         return None
     ex = table_history.Extract(order.order_id, "", 0, data, order.population.model_dump())
-    for e in past.tables:
-        for t in e.tables:
-            dims = table_history.refill(t, ex)
-            if dims:
-                raise DisclosureRefused(
-                    Problem(
-                        "extract_refill",
-                        f"the extract leaves {', '.join(dims)} blank for some persons where table "
-                        f"'{t.name}' (ledger entry {e.entry}) publishes counts at that detail: the "
-                        "counts would tell the extract's holder what the blanks hold",
-                        hint="deliver the variable coarser (or not at all) for the years of the tables",
-                    )
-                )
+    refills = _refills([(e.entry, t) for e in past.tables for t in e.tables], [ex])
+    if refills:
+        entry, table, _, dims = refills[0]
+        raise DisclosureRefused(
+            Problem(
+                "extract_refill",
+                f"the extract leaves {', '.join(dims)} blank for some persons where table "
+                f"'{table.name}' (ledger entry {entry}) publishes counts at that detail: the "
+                "counts would tell the extract's holder what the blanks hold"
+                + (f" ({len(refills)} tables in all)" if len(refills) > 1 else ""),
+                hint="deliver the variable coarser (or not at all) for the years of the tables",
+            )
+        )
     exact = [e for e in past.tables if e.protection == "suppression"]
     summary: dict[str, Any] = {"tables": past.to_dict()["tables"], "cells_held": 0}
     if not exact:
