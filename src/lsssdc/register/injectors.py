@@ -49,7 +49,8 @@ class Injection:
 
     def f(self, name: str) -> np.ndarray:
         """Rows with insats ``name``."""
-        return self.df[name].fillna(0).to_numpy(dtype=np.int8) == 1
+        held: np.ndarray = self.df[name].fillna(0).to_numpy(dtype=np.int8) == 1
+        return held
 
     def take(self, rule: str, mask: np.ndarray, k: int) -> np.ndarray:
         """``k`` rows of ``mask``, each the only row of its person-year and of a person no other
