@@ -44,13 +44,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import connected_components
 
+from lsssdc.disclosure.tables.attack_lp import (
+    LpModel,
+    ball,
+    component,
+    fix_others,
+    interval,
+    relation_rows,
+    solve,
+    split_published,
+)
 from lsssdc.disclosure.tables.model import ProtectedTables, Table, witnesses_of
 
-# relation kind codes of the table data structure
-_SUM, _UNION, _DISJOINT = 0, 1, 2
 _GEO = {"kommun": "kommun", "lan": "kommun"}  # a län is a level of the kommun dimension
 
 #: with at most this many hidden cells every hidden cell gets its exact interval
@@ -245,180 +252,11 @@ def _linked(tables: list[Table]) -> list[list[int]]:
     return [np.flatnonzero(label == c).tolist() for c in np.unique(label)] if n else []
 
 
-# ---------------------------------------------------------------------------------------------
-# the constraint matrix
-
-
-@dataclass
-class _Model:
-    a_eq: sp.csr_matrix
-    b_eq: np.ndarray
-    a_ub: sp.csr_matrix
-    b_ub: np.ndarray
-    lb: np.ndarray
-    ub: np.ndarray
-
-
-def _rows(tables: list[Table], ids: list[np.ndarray], use_bounds: bool) -> tuple[list, list]:
-    """Triplets (row, global cell, coefficient) of equations and of '<= 0' inequalities."""
-    eq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    ub: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    n_eq = n_ub = 0
-    for t, gid in zip(tables, ids, strict=True):
-        rel = t.relations
-        if rel.size == 0:
-            continue
-        cnt = np.diff(rel.ptr)
-        rel_of_child = np.repeat(np.arange(rel.size), cnt)
-        parent_g = gid[rel.parent]
-        child_g = gid[rel.children]
-        # parent - sum(children) (= 0 for sums; <= 0 for the union's upper bound);
-        # sum(children) - parent <= 0 for disjoint children
-        for kind, sign in ((_SUM, 1.0), (_UNION, 1.0), (_DISJOINT, -1.0)):
-            if kind != _SUM and not use_bounds:
-                continue
-            sel = np.flatnonzero(rel.kind == kind)
-            if len(sel) == 0:
-                continue
-            base = n_eq if kind == _SUM else n_ub
-            row_of = np.full(rel.size, -1, np.int64)
-            row_of[sel] = base + np.arange(len(sel))
-            csel = np.flatnonzero(rel.kind[rel_of_child] == kind)
-            r = np.concatenate([row_of[sel], row_of[rel_of_child[csel]]])
-            c = np.concatenate([parent_g[sel], child_g[csel]])
-            v = np.concatenate([np.full(len(sel), sign), np.full(len(csel), -sign)])
-            (eq if kind == _SUM else ub).append((r, c, v))
-            if kind == _SUM:
-                n_eq += len(sel)
-            else:
-                n_ub += len(sel)
-            if kind == _UNION:
-                # every child <= parent
-                k = len(csel)
-                rows = n_ub + np.arange(k)
-                ub.append(
-                    (
-                        np.concatenate([rows, rows]),
-                        np.concatenate([child_g[csel], parent_g[rel_of_child[csel]]]),
-                        np.concatenate([np.ones(k), -np.ones(k)]),
-                    )
-                )
-                n_ub += k
-    return [eq, n_eq], [ub, n_ub]
-
-
-def _split(
-    parts: list, n_rows: int, values: np.ndarray, var: np.ndarray, n_var: int
-) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Move published cells to the right-hand side; keep rows with a hidden cell."""
-    if not parts:
-        return sp.csr_matrix((0, n_var)), np.zeros(0)
-    r = np.concatenate([p[0] for p in parts])
-    c = np.concatenate([p[1] for p in parts])
-    v = np.concatenate([p[2] for p in parts])
-    hid = var[c] >= 0
-    rhs = -np.bincount(r[~hid], weights=v[~hid] * values[c[~hid]], minlength=n_rows)
-    m = sp.csr_matrix((v[hid], (r[hid], var[c[hid]])), shape=(n_rows, n_var))
-    m.sum_duplicates()
-    keep = np.diff(m.indptr) > 0
-    return m[keep], rhs[keep]
-
-
-# ---------------------------------------------------------------------------------------------
-# solving
-
-
-def _lp(c: np.ndarray, model: _Model, integer: bool = False) -> np.ndarray | None:
-    """A vertex optimising ``c`` over the attacker's feasible set (None when none is found).
-
-    Solved by HiGHS through :func:`scipy.optimize.milp` (no integrality: a linear programme).
-    """
-    a = sp.vstack([model.a_eq, model.a_ub]).tocsr()
-    lo = np.concatenate([model.b_eq, np.full(model.a_ub.shape[0], -np.inf)])
-    hi = np.concatenate([model.b_eq, model.b_ub])
-    res = milp(
-        c,
-        constraints=LinearConstraint(a, lo, hi) if a.shape[0] else (),
-        bounds=Bounds(model.lb, model.ub),
-        integrality=np.ones(len(c)) if integer else None,  # type: ignore[arg-type]
-    )
-    return res.x if res.status == 0 and res.x is not None else None
-
-
-def _sub(model: _Model, cols: np.ndarray) -> _Model:
-    """The model restricted to a component's variables (rows touching them)."""
-
-    def part(a: sp.csr_matrix, b: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
-        if a.shape[0] == 0:
-            return sp.csr_matrix((0, len(cols))), np.zeros(0)
-        ac = a[:, cols]
-        rows = np.flatnonzero(np.diff(ac.tocsr().indptr) > 0)
-        return ac.tocsr()[rows], b[rows]
-
-    a_eq, b_eq = part(model.a_eq, model.b_eq)
-    a_ub, b_ub = part(model.a_ub, model.b_ub)
-    return _Model(a_eq, b_eq, a_ub, b_ub, model.lb[cols], model.ub[cols])
-
-
-def _interval(model: _Model, j: int, integer: bool) -> tuple[float, float]:
-    c = np.zeros(len(model.lb))
-    c[j] = 1.0
-    lo = _lp(c, model, integer)
-    hi = _lp(-c, model, integer)
-    if lo is None or hi is None:
-        raise RuntimeError("the attacker's problem has no solution: the table is inconsistent")
-    return float(lo[j]), float(hi[j])
-
-
-def _restricted(model: _Model, values: np.ndarray, free: np.ndarray) -> _Model:
-    """The model with only ``free`` variables; every other hidden cell fixed at its true value.
-
-    Its feasible set lies inside the attacker's, so any point it yields is a proof.
-    """
-
-    def part(a: sp.csr_matrix, b: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
-        if a.shape[0] == 0:
-            return sp.csr_matrix((0, len(free))), np.zeros(0)
-        af = a[:, free].tocsr()
-        rows = np.flatnonzero(np.diff(af.indptr) > 0)
-        rest = a[rows] @ values - af[rows] @ values[free]
-        return af[rows], b[rows] - rest
-
-    a_eq, b_eq = part(model.a_eq, model.b_eq)
-    a_ub, b_ub = part(model.a_ub, model.b_ub)
-    return _Model(a_eq, b_eq, a_ub, b_ub, model.lb[free], model.ub[free])
-
-
-def _ball(rows_of: sp.csc_matrix, vars_of: sp.csr_matrix, start: int, size: int) -> np.ndarray:
-    """Up to ``size`` variables nearest to ``start`` in the graph of shared rows.
-
-    ``rows_of`` and ``vars_of`` are the constraint pattern by column and by row.
-    """
-    seen = np.zeros(vars_of.shape[1], bool)
-    seen[start] = True
-    frontier = np.array([start])
-    count = 1
-    while len(frontier) and count < size:
-        rows = np.unique(
-            np.concatenate([rows_of.indices[rows_of.indptr[f] : rows_of.indptr[f + 1]] for f in frontier])
-        )
-        if len(rows) == 0:
-            break
-        nxt = np.unique(
-            np.concatenate([vars_of.indices[vars_of.indptr[r] : vars_of.indptr[r + 1]] for r in rows])
-        )
-        nxt = nxt[~seen[nxt]][: size - count]
-        seen[nxt] = True
-        count += len(nxt)
-        frontier = nxt
-    return np.flatnonzero(seen)
-
-
 def _verify(
     protected: ProtectedTables,
     ids: list[np.ndarray],
     var: np.ndarray,
-    model: _Model,
+    model: LpModel,
     v_h: np.ndarray,
     goal_up: np.ndarray,
     goal_down: np.ndarray,
@@ -527,31 +365,47 @@ def audit(
     return AuditReport(passed=not failures, cells=cells, summary=summary, failures=failures)
 
 
-def _attack(
-    protected: ProtectedTables,
-    use_bounds: bool,
-    exact: bool | None,
-    integer: bool,
-    exact_limit: int,
-    confirm: bool,
-    use_witnesses: bool,
-) -> AuditReport:
-    """The attack on one group of tables that may share cells."""
-    started = time.perf_counter()
-    tables = protected.tables
-    rules = protected.rules
-    ids, n = _global_ids(tables)
-    values = np.zeros(n)
-    seen = np.zeros(n, bool)
-    published = np.zeros(n, bool)
-    sensitive = np.zeros(n, bool)
-    reason = np.zeros(n, np.int64)
-    need_up = np.full(n, -np.inf)
-    need_down = np.full(n, np.inf)
-    problems: list[dict[str, Any]] = []
-    outside = protected.known or [np.zeros(t.size, bool) for t in tables]
-    known_g = np.zeros(n, bool)
-    for t, gid, st, held in zip(tables, ids, protected.status, outside, strict=True):
+@dataclass(frozen=True)
+class _Cells:
+    """Every global cell once (linked tables agree on it): value, visibility and requirement."""
+
+    ids: list[np.ndarray]  # per table, its cells' global numbers
+    values: np.ndarray
+    published: np.ndarray
+    sensitive: np.ndarray
+    reason: np.ndarray
+    need_up: np.ndarray
+    need_down: np.ndarray
+    hidden: np.ndarray
+    var: np.ndarray  # global cell -> the attacker's variable (-1: a constant)
+    idx: np.ndarray  # variable -> global cell
+
+
+@dataclass(frozen=True)
+class _Proof:
+    """The attacker's LP, and per hidden cell its goals and what is proven (filled in place)."""
+
+    model: LpModel
+    cap: float  # the upper bound that stands for 'unbounded'
+    hv: np.ndarray
+    goal_up: np.ndarray
+    goal_down: np.ndarray
+    cert_up: np.ndarray
+    cert_down: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    is_exact: np.ndarray
+    unproven: np.ndarray
+    n_valid: int  # witnesses that passed the check
+
+
+def _collect(protected: ProtectedTables, ids: list[np.ndarray], n: int) -> _Cells:
+    """Merge the tables into global cells, so that a shared cell is one unknown of the attack."""
+    values, reason = np.zeros(n), np.zeros(n, np.int64)
+    need_up, need_down = np.full(n, -np.inf), np.full(n, np.inf)
+    seen, published, sensitive, known_g = (np.zeros(n, bool) for _ in range(4))
+    outside = protected.known or [np.zeros(t.size, bool) for t in protected.tables]
+    for t, gid, st, held in zip(protected.tables, ids, protected.status, outside, strict=True):
         v = t.cells["value"].to_numpy(dtype=np.float64)
         clash = seen[gid] & ~np.isclose(values[gid], v)
         if clash.any():
@@ -568,7 +422,7 @@ def _attack(
             knows = knows | t.cells["structural"].to_numpy(dtype=bool)
         published[gid] |= (np.asarray(st) == 0) | knows
         known_g[gid] |= knows
-        sens, rsn, upl, lpl = _needs(t, rules)
+        sens, rsn, upl, lpl = _needs(t, protected.rules)
         sensitive[gid] |= sens
         reason[gid] |= rsn
         need_up[gid] = np.where(sens, np.maximum(need_up[gid], v + upl), need_up[gid])
@@ -579,31 +433,35 @@ def _attack(
     var = np.full(n, -1, np.int64)
     hid_idx = np.flatnonzero(hidden)
     var[hid_idx] = np.arange(len(hid_idx))
-    nv = len(hid_idx)
-    (eq_parts, n_eq), (ub_parts, n_ub) = _rows(tables, ids, use_bounds)
-    a_eq, b_eq = _split(eq_parts, n_eq, values, var, nv)
-    a_ub, b_ub = _split(ub_parts, n_ub, values, var, nv)
+    return _Cells(ids, values, published, sensitive, reason, need_up, need_down, hidden, var, hid_idx)
+
+
+def _setup(protected: ProtectedTables, cells: _Cells, use_bounds: bool, use_witnesses: bool) -> _Proof:
+    """The attacker's LP, and each hidden cell's goals less what the checked witnesses prove."""
+    tables, ids, values, var, nv = protected.tables, cells.ids, cells.values, cells.var, len(cells.idx)
+    (eq_parts, n_eq), (ub_parts, n_ub) = relation_rows(tables, ids, use_bounds)
+    a_eq, b_eq = split_published(eq_parts, n_eq, values, var, nv)
+    a_ub, b_ub = split_published(ub_parts, n_ub, values, var, nv)
     cap = 10.0 * float(values.sum()) + 10.0
-    model = _Model(a_eq, b_eq, a_ub, b_ub, np.zeros(nv), np.full(nv, cap))
-    hv = values[hid_idx]
-    nu = need_up[hid_idx]
-    nd = need_down[hid_idx]
-    sens_h = sensitive[hid_idx]
-    goal_up = np.where(sens_h, nu, -np.inf)
-    goal_down = np.where(sens_h, nd, np.inf)
+    model = LpModel(a_eq, b_eq, a_ub, b_ub, np.zeros(nv), np.full(nv, cap))
+    hv, sens_h = values[cells.idx], cells.sensitive[cells.idx]
+    goal_up = np.where(sens_h, cells.need_up[cells.idx], -np.inf)
+    goal_down = np.where(sens_h, cells.need_down[cells.idx], np.inf)
     if use_witnesses:
-        cert_up, cert_down, lower, upper, n_valid = _verify(
-            protected, ids, var, model, hv, goal_up, goal_down
-        )
+        cert_up, cert_down, lower, upper, valid = _verify(protected, ids, var, model, hv, goal_up, goal_down)
     else:
         cert_up, cert_down = np.zeros(nv, bool), np.zeros(nv, bool)
-        lower, upper, n_valid = hv.copy(), hv.copy(), 0
+        lower, upper, valid = hv.copy(), hv.copy(), 0
     cert_up |= ~sens_h
     cert_down |= ~sens_h | (goal_down >= hv)  # nothing to prove when no room is asked below
+    flags = np.zeros(nv, bool), np.zeros(nv, bool)
+    return _Proof(model, cap, hv, goal_up, goal_down, cert_up, cert_down, lower, upper, *flags, valid)
 
-    # components of hidden cells linked by a row
+
+def _components(model: LpModel, nv: int) -> tuple[sp.csr_matrix, sp.csc_matrix, list[np.ndarray]]:
+    """Cells sharing no row cannot narrow each other: the pattern both ways, each component."""
     if nv:
-        m = sp.vstack([a_eq, a_ub]).tocsr()
+        m = sp.vstack([model.a_eq, model.a_ub]).tocsr()
         pattern = (abs(m) > 0).astype(np.int8)
         # components of the bipartite graph of rows and hidden cells (cells first)
         graph = sp.bmat([[None, pattern.T], [pattern, None]], format="csr")  # type: ignore[call-overload]
@@ -615,62 +473,84 @@ def _attack(
     else:
         vars_of, rows_of = sp.csr_matrix((0, 0)), sp.csc_matrix((0, 0))
         n_comp, label = 0, np.zeros(0, np.int64)
-    is_exact = np.zeros(nv, bool)
-    unproven = np.zeros(nv, bool)
-    lp_count = 0
     order = np.argsort(label, kind="stable")
     bounds_c = np.searchsorted(label[order], np.arange(n_comp + 1))
-    small = nv <= exact_limit if exact is None else exact
-    lo: float | np.ndarray
-    hi: float | np.ndarray
-    for comp in range(n_comp):
-        cols = order[bounds_c[comp] : bounds_c[comp + 1]]
-        if not small and (cert_up[cols] & cert_down[cols]).all():
+    return vars_of, rows_of, [order[bounds_c[c] : bounds_c[c + 1]] for c in range(n_comp)]
+
+
+def _prove(proof: _Proof, small: bool, integer: bool, confirm: bool) -> tuple[int, int]:
+    """Exact intervals, or proofs and exact LPs only where unproven: the LP and component counts."""
+    vars_of, rows_of, comps = _components(proof.model, len(proof.hv))
+    lp_count = 0
+    for cols in comps:
+        if not small and (proof.cert_up[cols] & proof.cert_down[cols]).all():
             continue  # every sensitive cell here is proven (or there is none)
         if small:
-            sub = _sub(model, cols)
+            sub = component(proof.model, cols)
             for j in range(len(cols)):
-                lo, hi = _interval(sub, j, integer)
-                lower[cols[j]], upper[cols[j]] = lo, hi
+                lo, hi = interval(sub, j, integer)
+                proof.lower[cols[j]], proof.upper[cols[j]] = lo, hi
                 lp_count += 2
-            is_exact[cols] = True
+            proof.is_exact[cols] = True
             continue
-        for j in cols[~(cert_up[cols] & cert_down[cols])]:
-            for size in (64, 512):
-                free = _ball(rows_of, vars_of, int(j), size)
-                sub = _restricted(model, hv, free)
-                k = int(np.searchsorted(free, j))
-                for want_up in (True, False):
-                    if (cert_up if want_up else cert_down)[j]:
-                        continue
-                    c = np.zeros(len(free))
-                    c[k] = -1.0 if want_up else 1.0
-                    x = _lp(c, sub)
-                    lp_count += 1
-                    if x is None:
-                        continue
-                    upper[free] = np.maximum(upper[free], x)
-                    lower[free] = np.minimum(lower[free], x)
-                    tol = _TOL * max(1.0, abs(hv[j]))
-                    if want_up and upper[j] >= goal_up[j] - tol:
-                        cert_up[j] = True
-                    if not want_up and lower[j] <= goal_down[j] + tol:
-                        cert_down[j] = True
-                if cert_up[j] and cert_down[j]:
-                    break
-            if not (cert_up[j] and cert_down[j]):
-                if confirm:
-                    sub = _sub(model, cols)
-                    lo, hi = _interval(sub, int(np.searchsorted(cols, j)), integer)
-                    lower[j], upper[j] = lo, hi
-                    is_exact[j] = True
+        for j in cols[~(proof.cert_up[cols] & proof.cert_down[cols])]:
+            lp_count += _prove_near(proof, rows_of, vars_of, int(j))
+            if not (proof.cert_up[j] and proof.cert_down[j]):
+                if confirm:  # so that every reported failure is a real one
+                    sub = component(proof.model, cols)
+                    lo, hi = interval(sub, int(np.searchsorted(cols, j)), integer)
+                    proof.lower[j], proof.upper[j] = lo, hi
+                    proof.is_exact[j] = True
                     lp_count += 2
                 else:
-                    unproven[j] = True
+                    proof.unproven[j] = True
+    return lp_count, len(comps)
 
-    # one row per sensitive or hidden cell
+
+def _prove_near(proof: _Proof, rows_of: sp.csc_matrix, vars_of: sp.csr_matrix, j: int) -> int:
+    """Cheap LPs near ``j``, the other hidden cells fixed: each optimum is a proof; the LP count."""
+    lp_count = 0
+    hv, cert_up, cert_down, lower, upper = proof.hv, proof.cert_up, proof.cert_down, proof.lower, proof.upper
+    for size in (64, 512):
+        free = ball(rows_of, vars_of, j, size)
+        sub = fix_others(proof.model, hv, free)
+        k = int(np.searchsorted(free, j))
+        for want_up in (True, False):
+            if (cert_up if want_up else cert_down)[j]:
+                continue
+            c = np.zeros(len(free))
+            c[k] = -1.0 if want_up else 1.0
+            x = solve(c, sub)
+            lp_count += 1
+            if x is None:
+                continue
+            upper[free] = np.maximum(upper[free], x)
+            lower[free] = np.minimum(lower[free], x)
+            tol = _TOL * max(1.0, abs(hv[j]))
+            if want_up and upper[j] >= proof.goal_up[j] - tol:
+                cert_up[j] = True
+            if not want_up and lower[j] <= proof.goal_down[j] + tol:
+                cert_down[j] = True
+        if cert_up[j] and cert_down[j]:
+            break
+    return lp_count
+
+
+_CELL_COLUMNS = ["table", "cell", "value", "status", "sensitive", "reasons"] + [
+    "lower",
+    "upper",
+    "exact",
+    "ok",
+    "proven",
+]
+
+
+def _cell_table(protected: ProtectedTables, cells: _Cells, proof: _Proof) -> pd.DataFrame:
+    """One row per sensitive or hidden cell: the interval proven against the one required."""
+    nv, values, hidden, var = len(cells.idx), cells.values, cells.hidden, cells.var
+    sensitive, need_up, need_down = cells.sensitive, cells.need_up, cells.need_down
     rows = []
-    for t, gid, st in zip(tables, ids, protected.status, strict=True):
+    for t, gid, st in zip(protected.tables, cells.ids, protected.status, strict=True):
         st = np.asarray(st)
         sel = np.flatnonzero(sensitive[gid] | hidden[gid])
         if len(sel) == 0:
@@ -683,77 +563,68 @@ def _attack(
         df["value"] = values[g]
         df["status"] = np.where(hidden[g], np.where(st[sel] == 2, "secondary", "primary"), "published")
         df["sensitive"] = sensitive[g]
-        df["reasons"] = _REASON_LOOKUP[reason[g] & 15]
+        df["reasons"] = _REASON_LOOKUP[cells.reason[g] & 15]
         df["required_lower"] = np.where(sensitive[g], need_down[g], np.nan)
         df["required_upper"] = np.where(sensitive[g], need_up[g], np.nan)
         safe = np.maximum(vj, 0)
-        lo = np.where(vj >= 0, lower[safe] if nv else 0.0, values[g])
-        hi = np.where(vj >= 0, upper[safe] if nv else 0.0, values[g])
-        hi = np.where(hi >= cap * (1 - 1e-9), np.inf, hi)
+        lo = np.where(vj >= 0, proof.lower[safe] if nv else 0.0, values[g])
+        hi = np.where(vj >= 0, proof.upper[safe] if nv else 0.0, values[g])
+        hi = np.where(hi >= proof.cap * (1 - 1e-9), np.inf, hi)
         df["lower"] = lo
         df["upper"] = hi
-        df["exact"] = np.where(vj >= 0, is_exact[safe] if nv else True, True)
+        df["exact"] = np.where(vj >= 0, proof.is_exact[safe] if nv else True, True)
         tol = _TOL * np.maximum(1.0, np.abs(values[g]))
         ok_up = ~sensitive[g] | (hi >= need_up[g] - tol)
         ok_down = ~sensitive[g] | (lo <= need_down[g] + tol)
         df["ok"] = hidden[g] & ok_up & ok_down | ~sensitive[g]
-        df["proven"] = ~np.where(vj >= 0, unproven[safe] if nv else False, False)
+        df["proven"] = ~np.where(vj >= 0, proof.unproven[safe] if nv else False, False)
         rows.append(df)
-    cells = (
-        pd.concat(rows, ignore_index=True)
-        if rows
-        else pd.DataFrame(
-            columns=[
-                "table",
-                "cell",
-                "value",
-                "status",
-                "sensitive",
-                "reasons",
-                "lower",
-                "upper",
-                "exact",
-                "ok",
-                "proven",
-            ]
-        )
-    )
-    bad = cells[~cells["ok"].astype(bool)] if len(cells) else cells
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=_CELL_COLUMNS)
+
+
+def _attack(
+    protected: ProtectedTables,
+    use_bounds: bool,
+    exact: bool | None,
+    integer: bool,
+    exact_limit: int,
+    confirm: bool,
+    use_witnesses: bool,
+) -> AuditReport:
+    """The attack on one group of tables that may share cells."""
+    started = time.perf_counter()
+    tables = protected.tables
+    ids, n = _global_ids(tables)
+    cells = _collect(protected, ids, n)
+    proof = _setup(protected, cells, use_bounds, use_witnesses)
+    nv = len(cells.idx)
+    lp_count, n_comp = _prove(proof, nv <= exact_limit if exact is None else exact, integer, confirm)
+    table = _cell_table(protected, cells, proof)
+    problems: list[dict[str, Any]] = []
+    bad = table[~table["ok"].astype(bool)] if len(table) else table
     for r in bad.itertuples(index=False):
         d = r._asdict()  # type: ignore[operator,misc]  # the stubs' named tuple lacks _asdict
-        why = (
-            "published"
-            if d["status"] == "published"
-            else ("interval too narrow" if d["proven"] else "interval not proven wide enough")
-        )
-        problems.append(
-            {
-                "table": d["table"],
-                "cell": int(d["cell"]),
-                "problem": why,
-                "lower": _num(d["lower"]),
-                "upper": _num(d["upper"]),
-                "required_lower": _num(d["required_lower"]),
-                "required_upper": _num(d["required_upper"]),
-            }
-        )
+        narrow = "interval too narrow" if d["proven"] else "interval not proven wide enough"
+        why = "published" if d["status"] == "published" else narrow
+        bounds = {k: _num(d[k]) for k in ("lower", "upper", "required_lower", "required_upper")}
+        problems.append({"table": d["table"], "cell": int(d["cell"]), "problem": why, **bounds})
     summary = {
         "tables": len(tables),
         "cells": int(sum(t.size for t in tables)),
         "distinct_cells": int(n),
         "hidden": int(nv),
-        "sensitive": int(sensitive.sum()),
-        "sensitive_published": int((sensitive & published).sum()),
+        "sensitive": int(cells.sensitive.sum()),
+        "sensitive_published": int((cells.sensitive & cells.published).sum()),
         "failed": len(problems),
         "components": int(n_comp),
         "lps": int(lp_count),
-        "witnesses_valid": int(n_valid),
-        "unproven": int(unproven.sum()),
+        "witnesses_valid": int(proof.n_valid),
+        "unproven": int(proof.unproven.sum()),
         "attacker": "equations and bounds" if use_bounds else "equations only",
         "relaxation": "integer" if integer else "linear",
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return AuditReport(passed=not problems, cells=cells, summary=summary, failures=problems)
+    return AuditReport(passed=not problems, cells=table, summary=summary, failures=problems)
 
 
 def _num(x: Any) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -146,15 +146,10 @@ class _Records:
     key: np.ndarray | None = None  # record key (uint32) per record, for the cell key method
 
 
-def _records(
-    register: pd.DataFrame,
-    dims: Sequence[str],
-    insatser: list[str],
-    measure: str | None,
-    age_bands: Sequence[int],
-    person: str,
-    record_keys: np.ndarray | None = None,
-) -> _Records:
+def _check_columns(
+    register: pd.DataFrame, insatser: list[str], person: str, record_keys: np.ndarray | None
+) -> None:
+    """Refuse a register that lacks what the table counts by, before any work is done."""
     n = len(register)
     if record_keys is not None and (len(record_keys) != n or np.asarray(record_keys).dtype != np.uint32):
         raise PolicyError("record keys: one unsigned 32-bit key per register row")
@@ -165,7 +160,11 @@ def _records(
         raise _fail("missing_column", f"missing insats column(s): {', '.join(missing)}")
     if person not in register.columns:
         raise _fail("missing_column", "the table needs a person identifier column", column=person)
-    flags = np.zeros((n, len(insatser)), np.int8)
+
+
+def _flags(register: pd.DataFrame, insatser: list[str]) -> np.ndarray:
+    """The 0/1 insats flags as a matrix (rows x insatser); anything else in a flag is refused."""
+    flags = np.zeros((len(register), len(insatser)), np.int8)
     for j, name in enumerate(insatser):  # a column per insats, not a row loop
         col = register[name]
         vals = pd.to_numeric(col, errors="coerce").fillna(0).to_numpy()
@@ -175,35 +174,50 @@ def _records(
                 Problem("bad_flag", "an insats flag is neither 0 nor 1", column=name, rows=rows)
             )
         flags[:, j] = vals.astype(np.int8)
-    row, ins = np.nonzero(flags)
-    if measure is not None:
-        amounts = np.zeros((n, len(insatser)), np.float64)
-        for j, name in enumerate(insatser):
-            amount_col = _amount_column(name, measure)
-            if amount_col not in register.columns:
-                raise _fail("missing_column", f"missing amount column '{amount_col}'", column=amount_col)
-            amounts[:, j] = pd.to_numeric(register[amount_col], errors="coerce").to_numpy(dtype=np.float64)
-        weight = amounts[row, ins]
-        bad = ~np.isfinite(weight) | (weight < 0)
-        if bad.any():
-            rows = tuple(int(r) for r in np.unique(row[bad])[:10])
-            raise InputDataError(
-                Problem(
-                    "missing_amount",
-                    "an insats is given but its amount is missing or negative",
-                    column=measure,
-                    rows=rows,
-                    row_count=int(np.unique(row[bad]).size),
-                    hint="amounts are collected from 2007; choose years from 2007",
-                )
-            )
-    else:
-        weight = np.ones(len(row), np.float64)
+    return flags
 
-    year = register["year"].to_numpy().astype(np.int64)
-    person_codes, _ = pd.factorize(register[person].astype(str).to_numpy(), sort=False)
-    # a unit is a person in a year: a person counted in two years is two units
-    unit, _ = pd.factorize(person_codes.astype(np.int64) * 10_000 + year, sort=False)
+
+def _weights(
+    register: pd.DataFrame, insatser: list[str], measure: str | None, row: np.ndarray, ins: np.ndarray
+) -> np.ndarray:
+    """What each person-insats record adds to its cells: one, or its amount (which must be given
+    and not negative wherever the insats is)."""
+    if measure is None:
+        return np.ones(len(row), np.float64)
+    amounts = np.zeros((len(register), len(insatser)), np.float64)
+    for j, name in enumerate(insatser):
+        amount_col = _amount_column(name, measure)
+        if amount_col not in register.columns:
+            raise _fail("missing_column", f"missing amount column '{amount_col}'", column=amount_col)
+        amounts[:, j] = pd.to_numeric(register[amount_col], errors="coerce").to_numpy(dtype=np.float64)
+    weight = amounts[row, ins]
+    bad = ~np.isfinite(weight) | (weight < 0)
+    if bad.any():
+        rows = tuple(int(r) for r in np.unique(row[bad])[:10])
+        raise InputDataError(
+            Problem(
+                "missing_amount",
+                "an insats is given but its amount is missing or negative",
+                column=measure,
+                rows=rows,
+                row_count=int(np.unique(row[bad]).size),
+                hint="amounts are collected from 2007; choose years from 2007",
+            )
+        )
+    return weight
+
+
+def _leaf_codes(
+    register: pd.DataFrame,
+    dims: Sequence[str],
+    insatser: list[str],
+    age_bands: Sequence[int],
+    person: str,
+    row: np.ndarray,
+    ins: np.ndarray,
+    year: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Each record's code in every dimension, derived ones (län, sex, age band) included."""
     need = set(dims)
     attrs = _person_attributes(register, person, need) if need & {"sex", "age", "age_band"} else {}
     leaf: dict[str, np.ndarray] = {}
@@ -237,6 +251,27 @@ def _records(
                     Problem("missing_value", "the dimension has missing values", column=d, rows=rows)
                 )
             leaf[d] = col.astype(str).to_numpy()[row]
+    return leaf
+
+
+def _records(
+    register: pd.DataFrame,
+    dims: Sequence[str],
+    insatser: list[str],
+    measure: str | None,
+    age_bands: Sequence[int],
+    person: str,
+    record_keys: np.ndarray | None = None,
+) -> _Records:
+    """The register in long form (one record per person-insats pair), checked as it is read."""
+    _check_columns(register, insatser, person, record_keys)
+    row, ins = np.nonzero(_flags(register, insatser))
+    weight = _weights(register, insatser, measure, row, ins)
+    year = register["year"].to_numpy().astype(np.int64)
+    person_codes, _ = pd.factorize(register[person].astype(str).to_numpy(), sort=False)
+    # a unit is a person in a year: a person counted in two years is two units
+    unit, _ = pd.factorize(person_codes.astype(np.int64) * 10_000 + year, sort=False)
+    leaf = _leaf_codes(register, dims, insatser, age_bands, person, row, ins, year)
     return _Records(
         leaf=leaf,
         person=unit[row].astype(np.int64),
@@ -260,6 +295,225 @@ def _single_valued(records: _Records, dim: str) -> bool:
     uniq = np.unique(key)
     persons = uniq // (int(codes.max()) + 1 if len(codes) else 1)
     return bool(len(persons) == len(np.unique(persons)))
+
+
+class _Shape(NamedTuple):
+    """The cell grid of a table: nodes per dimension, flat-index strides, number of cells."""
+
+    sizes: np.ndarray
+    strides: np.ndarray
+    n_cells: int
+
+
+class _CellStats(NamedTuple):
+    """Per cell what the table publishes or keeps for the rules: value, contributors, cell key
+    (for the cell key method) and the largest contributions (for the magnitude rules)."""
+
+    value: np.ndarray
+    contributors: np.ndarray
+    cell_key: np.ndarray | None
+    top: np.ndarray | None
+
+
+def _check_request(
+    register: pd.DataFrame, dims: tuple[str, ...], unit: str, measure: str | None
+) -> tuple[np.ndarray, list[int]]:
+    """Refuse a table that cannot be built as asked; the register's years (per row and distinct)."""
+    if not dims:
+        raise PolicyError("a table needs at least one dimension")
+    if len(set(dims)) != len(dims):
+        raise PolicyError("a dimension occurs twice in the table")
+    if "kommun" in dims and "lan" in dims:
+        raise PolicyError(
+            Problem("kommun_and_lan", "kommun already holds län as a level", hint="use kommun only")
+        )
+    if measure is None and unit not in COUNT_UNITS:
+        raise PolicyError(Problem("bad_unit", f"unknown unit '{unit}'", hint="persons or insatser"))
+    if len(register) == 0:
+        raise _fail("empty_register", "the register has no rows")
+    years = register["year"].to_numpy() if "year" in register.columns else np.array([])
+    distinct_years = sorted({int(y) for y in pd.unique(years)})
+    if len(distinct_years) > 1 and "year" not in dims:
+        raise PolicyError(
+            Problem(
+                "years_without_dimension",
+                "the register holds several years but the table has no year dimension",
+                hint="add 'year' to the dimensions or select one year",
+            )
+        )
+    return years, distinct_years
+
+
+def _hierarchies_for(
+    dims: tuple[str, ...],
+    hierarchies: Mapping[str, CodeTree] | CodeTree | Sequence[CodeTree] | None,
+    chosen: list[str],
+    rec: _Records,
+    years: np.ndarray,
+    age_bands: Sequence[int],
+) -> list[CodeTree]:
+    """The code tree of each dimension: the one given, else a default built from the codes."""
+    if isinstance(hierarchies, CodeTree):
+        hierarchies = {hierarchies.dim: hierarchies}
+    elif isinstance(hierarchies, list | tuple):
+        hierarchies = {h.dim: h for h in hierarchies}
+    hierarchies = dict(cast("Mapping[str, CodeTree] | None", hierarchies) or {})
+    for d in dims:
+        if d not in hierarchies:
+            if d == "insats":
+                labels = [V.get(i).label_sv for i in chosen]
+                hierarchies[d] = CodeTree.flat("insats", chosen, labels)
+            else:
+                hierarchies[d] = _default_hierarchy(d, rec.leaf[d], years, age_bands)
+    return [hierarchies[d] for d in dims]
+
+
+def _leaf_nodes(dims: tuple[str, ...], hs: list[CodeTree], rec: _Records) -> list[np.ndarray]:
+    """Each record's leaf node in every dimension; a code outside the hierarchy is refused."""
+    leaf_nodes = []
+    for d, h in zip(dims, hs, strict=True):
+        index = h.leaf_index()
+        codes = pd.Series(rec.leaf[d])
+        pos = codes.map(index)
+        if pos.isna().any():
+            bad = sorted(set(codes[pos.isna()]))[:5]
+            raise InputDataError(
+                Problem(
+                    "unknown_code",
+                    f"{pos.isna().sum()} record(s) have a code outside the hierarchy of '{d}'",
+                    column=d,
+                    hint="codes not in the hierarchy: " + ", ".join(bad) if d != "personnummer" else None,
+                )
+            )
+        leaf_nodes.append(pos.to_numpy(dtype=np.int64))
+    return leaf_nodes
+
+
+def _shape(hs: list[CodeTree]) -> _Shape:
+    """Sizes and row-major strides of the grid of every node combination."""
+    sizes = np.array([h.size for h in hs], dtype=np.int64)
+    strides = np.ones(len(hs), dtype=np.int64)
+    for i in range(len(hs) - 2, -1, -1):
+        strides[i] = strides[i + 1] * sizes[i + 1]
+    return _Shape(sizes, strides, int(np.prod(sizes)))
+
+
+def _aggregate(
+    rec: _Records,
+    dims: tuple[str, ...],
+    hs: list[CodeTree],
+    leaf_nodes: list[np.ndarray],
+    shape: _Shape,
+    single: Mapping[str, bool],
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Keys (cell x unit, sorted) and their weights for every cell, margins included, so that a
+    unit counts once in a margin however many of its records the margin covers; and the units."""
+    sizes, strides = shape.sizes, shape.strides
+    # aggregate to (cell, unit) with every ancestor combination; dimensions on which a unit can
+    # hold several values are expanded first and de-duplicated, single-valued ones last
+    order = sorted(range(len(dims)), key=lambda i: (single[dims[i]], i))
+    nodes = np.stack(leaf_nodes, axis=1) if leaf_nodes else np.zeros((len(rec.person), 0), np.int64)
+    cell = nodes @ strides
+    n_units = int(rec.person.max()) + 1
+    key = cell * n_units + rec.person
+    key, (weight,) = _group_sum(key, rec.weight)
+    for i in order:
+        anc = hs[i].ancestors()
+        cell = key // n_units
+        person_ix = key % n_units
+        node_i = (cell // strides[i]) % sizes[i]
+        a = anc[node_i]  # (records, depth)
+        valid = a >= 0
+        reps = valid.sum(axis=1)
+        base = cell - node_i * strides[i]
+        new_cell = np.repeat(base, reps) + a[valid] * strides[i]
+        new_key = new_cell * n_units + np.repeat(person_ix, reps)
+        new_w = np.repeat(weight, reps)
+        if single[dims[i]]:
+            key, weight = new_key, new_w
+        else:
+            key, (weight,) = _group_sum(new_key, new_w)
+    if any(single[dims[i]] for i in order):
+        # single-valued expansions never create duplicates, but keep keys sorted
+        srt = np.argsort(key, kind="stable")
+        key, weight = key[srt], weight[srt]
+    return key, weight, n_units
+
+
+def _cell_stats(
+    rec: _Records,
+    key: np.ndarray,
+    weight: np.ndarray,
+    n_units: int,
+    n_cells: int,
+    unit: str,
+    measure: str | None,
+    top: int,
+) -> _CellStats:
+    """Per cell its value, contributors, cell key and top contributions, from the unit keys."""
+    cell = key // n_units
+    value = np.bincount(cell, weights=weight, minlength=n_cells)
+    contributors = np.bincount(cell, minlength=n_cells).astype(np.int64)
+    cell_key = None
+    if rec.key is not None and measure is None:
+        unit_key = np.zeros(n_units, np.uint32)
+        unit_key[rec.person] = rec.key
+        times = weight if unit == "insatser" else np.ones(len(cell))
+        cell_key = _key_sums(cell, unit_key[key % n_units], times, n_cells)
+    top_arr = None
+    if measure is not None:
+        k = max(int(top), 2)
+        order_w = np.lexsort((-weight, cell))
+        c_sorted, w_sorted = cell[order_w], weight[order_w]
+        start = np.searchsorted(c_sorted, np.arange(n_cells))
+        rank = np.arange(len(c_sorted)) - start[c_sorted]
+        keep = rank < k
+        top_arr = np.zeros((n_cells, k), np.float64)
+        top_arr[c_sorted[keep], rank[keep]] = w_sorted[keep]
+    if measure is None and unit == "persons":
+        value = contributors.astype(np.float64)
+    return _CellStats(value, contributors, cell_key, top_arr)
+
+
+def _cell_frame(
+    dims: tuple[str, ...],
+    hs: list[CodeTree],
+    shape: _Shape,
+    stats: _CellStats,
+    unit: str,
+    measure: str | None,
+    age_bands: Sequence[int],
+    name: str | None,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Every cell's coordinates (grid) and the cells table, structural zeros marked and checked."""
+    sizes, n_cells = shape.sizes, shape.n_cells
+    # every cell's coordinates
+    # (never None: n_cells > 0, as every record's code was found in every dimension above)
+    grid = cast(
+        np.ndarray, np.indices(tuple(sizes)).reshape(len(dims), -1).T.astype(np.int64) if n_cells else None
+    )
+    cells = pd.DataFrame(
+        {
+            d: pd.Categorical.from_codes(grid[:, j], categories=list(h.codes))  # type: ignore[call-overload]
+            for j, (d, h) in enumerate(zip(dims, hs, strict=True))
+        }
+    )
+    leaf_masks = [h.is_leaf for h in hs]
+    margin = np.zeros(n_cells, bool)
+    for j in range(len(dims)):
+        margin |= ~leaf_masks[j][grid[:, j]]
+    if measure is None:
+        cells["value"] = np.rint(stats.value).astype(np.int64)
+    else:
+        cells["value"] = stats.value
+    cells["contributors"] = stats.contributors
+    cells["margin"] = margin
+    cells["structural"] = _structural(dims, hs, grid, age_bands) if n_cells else np.zeros(0, bool)
+    if measure is None and unit in COUNT_UNITS:
+        _check_structural(name or "_".join(dims), cells)
+    if stats.cell_key is not None:
+        cells["cell_key"] = stats.cell_key
+    return grid, cells
 
 
 def build_table(
@@ -292,148 +546,20 @@ def build_table(
     rules exclude) is marked ``structural``; a register that breaks such a rule is refused.
     """
     dims = tuple(dims)
-    if not dims:
-        raise PolicyError("a table needs at least one dimension")
-    if len(set(dims)) != len(dims):
-        raise PolicyError("a dimension occurs twice in the table")
-    if "kommun" in dims and "lan" in dims:
-        raise PolicyError(
-            Problem("kommun_and_lan", "kommun already holds län as a level", hint="use kommun only")
-        )
-    if measure is None and unit not in COUNT_UNITS:
-        raise PolicyError(Problem("bad_unit", f"unknown unit '{unit}'", hint="persons or insatser"))
-    if len(register) == 0:
-        raise _fail("empty_register", "the register has no rows")
-    years = register["year"].to_numpy() if "year" in register.columns else np.array([])
-    distinct_years = sorted({int(y) for y in pd.unique(years)})
-    if len(distinct_years) > 1 and "year" not in dims:
-        raise PolicyError(
-            Problem(
-                "years_without_dimension",
-                "the register holds several years but the table has no year dimension",
-                hint="add 'year' to the dimensions or select one year",
-            )
-        )
+    years, distinct_years = _check_request(register, dims, unit, measure)
     chosen = _insatser_for(years, insatser, measure)
     rec = _records(register, dims, chosen, measure, age_bands, person, record_keys)
     if len(rec.person) == 0:
         raise _fail("empty_population", "no person in the register has an insats of the table")
-    if isinstance(hierarchies, CodeTree):
-        hierarchies = {hierarchies.dim: hierarchies}
-    elif isinstance(hierarchies, list | tuple):
-        hierarchies = {h.dim: h for h in hierarchies}
-    hierarchies = dict(cast("Mapping[str, CodeTree] | None", hierarchies) or {})
-    for d in dims:
-        if d not in hierarchies:
-            if d == "insats":
-                labels = [V.get(i).label_sv for i in chosen]
-                hierarchies[d] = CodeTree.flat("insats", chosen, labels)
-            else:
-                hierarchies[d] = _default_hierarchy(d, rec.leaf[d], years, age_bands)
-    hs = [hierarchies[d] for d in dims]
-    # leaf node position of every record in every dimension
-    leaf_nodes = []
-    for d, h in zip(dims, hs, strict=True):
-        index = h.leaf_index()
-        codes = pd.Series(rec.leaf[d])
-        pos = codes.map(index)
-        if pos.isna().any():
-            bad = sorted(set(codes[pos.isna()]))[:5]
-            raise InputDataError(
-                Problem(
-                    "unknown_code",
-                    f"{pos.isna().sum()} record(s) have a code outside the hierarchy of '{d}'",
-                    column=d,
-                    hint="codes not in the hierarchy: " + ", ".join(bad) if d != "personnummer" else None,
-                )
-            )
-        leaf_nodes.append(pos.to_numpy(dtype=np.int64))
-
-    sizes = np.array([h.size for h in hs], dtype=np.int64)
-    strides = np.ones(len(dims), dtype=np.int64)
-    for i in range(len(dims) - 2, -1, -1):
-        strides[i] = strides[i + 1] * sizes[i + 1]
-    n_cells = int(np.prod(sizes))
-
-    # aggregate to (cell, unit) with every ancestor combination; dimensions on which a unit can
-    # hold several values are expanded first and de-duplicated, single-valued ones last
+    hs = _hierarchies_for(dims, hierarchies, chosen, rec, years, age_bands)
+    leaf_nodes = _leaf_nodes(dims, hs, rec)
+    shape = _shape(hs)
     single = {d: d not in _MULTI_VALUED and _single_valued(rec, d) for d in dims}
-    order = sorted(range(len(dims)), key=lambda i: (single[dims[i]], i))
-    nodes = np.stack(leaf_nodes, axis=1) if leaf_nodes else np.zeros((len(rec.person), 0), np.int64)
-    cell = nodes @ strides
-    n_units = int(rec.person.max()) + 1
-    key = cell * n_units + rec.person
-    key, (weight,) = _group_sum(key, rec.weight)
-    for i in order:
-        anc = hs[i].ancestors()
-        cell = key // n_units
-        person_ix = key % n_units
-        node_i = (cell // strides[i]) % sizes[i]
-        a = anc[node_i]  # (records, depth)
-        valid = a >= 0
-        reps = valid.sum(axis=1)
-        base = cell - node_i * strides[i]
-        new_cell = np.repeat(base, reps) + a[valid] * strides[i]
-        new_key = new_cell * n_units + np.repeat(person_ix, reps)
-        new_w = np.repeat(weight, reps)
-        if single[dims[i]]:
-            key, weight = new_key, new_w
-        else:
-            key, (weight,) = _group_sum(new_key, new_w)
-    if any(single[dims[i]] for i in order):
-        # single-valued expansions never create duplicates, but keep keys sorted
-        srt = np.argsort(key, kind="stable")
-        key, weight = key[srt], weight[srt]
-    cell = key // n_units
-    value = np.bincount(cell, weights=weight, minlength=n_cells)
-    contributors = np.bincount(cell, minlength=n_cells).astype(np.int64)
-    cell_key = None
-    if rec.key is not None and measure is None:
-        unit_key = np.zeros(n_units, np.uint32)
-        unit_key[rec.person] = rec.key
-        times = weight if unit == "insatser" else np.ones(len(cell))
-        cell_key = _key_sums(cell, unit_key[key % n_units], times, n_cells)
-    top_arr = None
-    if measure is not None:
-        k = max(int(top), 2)
-        order_w = np.lexsort((-weight, cell))
-        c_sorted, w_sorted = cell[order_w], weight[order_w]
-        start = np.searchsorted(c_sorted, np.arange(n_cells))
-        rank = np.arange(len(c_sorted)) - start[c_sorted]
-        keep = rank < k
-        top_arr = np.zeros((n_cells, k), np.float64)
-        top_arr[c_sorted[keep], rank[keep]] = w_sorted[keep]
-    if measure is None and unit == "persons":
-        value = contributors.astype(np.float64)
-
-    # every cell's coordinates
-    # (never None: n_cells > 0, as every record's code was found in every dimension above)
-    grid = cast(
-        np.ndarray, np.indices(tuple(sizes)).reshape(len(dims), -1).T.astype(np.int64) if n_cells else None
-    )
-    cells = pd.DataFrame(
-        {
-            d: pd.Categorical.from_codes(grid[:, j], categories=list(h.codes))  # type: ignore[call-overload]
-            for j, (d, h) in enumerate(zip(dims, hs, strict=True))
-        }
-    )
-    leaf_masks = [h.is_leaf for h in hs]
-    margin = np.zeros(n_cells, bool)
-    for j in range(len(dims)):
-        margin |= ~leaf_masks[j][grid[:, j]]
-    if measure is None:
-        cells["value"] = np.rint(value).astype(np.int64)
-    else:
-        cells["value"] = value
-    cells["contributors"] = contributors
-    cells["margin"] = margin
-    cells["structural"] = _structural(dims, hs, grid, age_bands) if n_cells else np.zeros(0, bool)
-    if measure is None and unit in COUNT_UNITS:
-        _check_structural(name or "_".join(dims), cells)
-    if cell_key is not None:
-        cells["cell_key"] = cell_key
-
-    rel, notes = _relations(dims, hs, grid, strides, unit, measure, chosen, cells["value"].to_numpy(), single)
+    key, weight, n_units = _aggregate(rec, dims, hs, leaf_nodes, shape, single)
+    stats = _cell_stats(rec, key, weight, n_units, shape.n_cells, unit, measure, top)
+    grid, cells = _cell_frame(dims, hs, shape, stats, unit, measure, age_bands, name)
+    value = cells["value"].to_numpy()
+    rel, notes = _relations(dims, hs, grid, shape.strides, unit, measure, chosen, value, single)
     scope = {
         "years": ",".join(str(y) for y in distinct_years),
         "insatser": ",".join(chosen),
@@ -451,7 +577,7 @@ def build_table(
         cells=cells,
         nodes=grid,
         relations=rel,
-        top=top_arr,
+        top=stats.top,
         notes=notes,
     )
 
@@ -529,6 +655,58 @@ def _check_structural(name: str, cells: pd.DataFrame) -> None:
         )
 
 
+def _kommun_kind(
+    par: np.ndarray,
+    ch: np.ndarray,
+    cnt: np.ndarray,
+    grid: np.ndarray,
+    ins_pos: int | None,
+    ins_leaf: np.ndarray | None,
+    value: np.ndarray,
+    notes: list[str],
+) -> np.ndarray:
+    """Kommun margins of one insats add up (rule 9: one insats is never reported by two
+    kommuner); where the register shows otherwise they are only bounds, with a note."""
+    if ins_pos is None:
+        kind = np.full(len(par), SUM, np.int8)
+    else:
+        assert ins_leaf is not None  # set whenever ins_pos is
+        kind = np.where(ins_leaf[grid[par, ins_pos]], SUM, UNION).astype(np.int8)
+    sums = np.add.reduceat(value[ch], np.cumsum(cnt) - cnt) if len(ch) else np.zeros(0)
+    broken = (kind == SUM) & ~np.isclose(sums, value[par])
+    if broken.any():
+        kind[broken] = UNION
+        notes.append(
+            f"{int(broken.sum())} kommun margin(s) of one insats do not add up "
+            "(the same insats from two kommuner, rule 9): treated as bounds"
+        )
+    return kind
+
+
+def _housing_lines(
+    h: CodeTree,
+    node: np.ndarray,
+    n_child: np.ndarray,
+    stride: np.int64,
+    housing: list[int],
+    value: np.ndarray,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top margins whose housing cells are disjoint (rule 5: at most one housing insats per
+    person) where the register agrees, with their housing cells; elsewhere a note."""
+    p = h.parent_array
+    top = np.flatnonzero(~h.is_leaf[node] & (p[node] < 0) & (n_child[node] > 0))
+    hn = np.asarray(housing, np.int64)
+    hch = (top - node[top] * stride)[:, None] + hn[None, :] * stride
+    ok = value[hch].sum(axis=1) <= value[top] + 1e-9
+    if not ok.all():
+        notes.append(
+            f"{int((~ok).sum())} margin(s) have persons with two housing insatser "
+            "(rule 5): housing cells not treated as disjoint there"
+        )
+    return top[ok], hch[ok]
+
+
 def _relations(
     dims: tuple[str, ...],
     hs: list[CodeTree],
@@ -564,20 +742,7 @@ def _relations(
         if additive or single[d]:
             kind = np.full(len(par), SUM, np.int8)
         elif d in _KOMMUN_DIMS and ((ins_pos is not None) or (ins_pos is None and len(chosen) == 1)):
-            # rule 9: one insats is never reported by two kommuner, so its kommun margins add up
-            if ins_pos is None:
-                kind = np.full(len(par), SUM, np.int8)
-            else:
-                assert ins_leaf is not None  # set whenever ins_pos is
-                kind = np.where(ins_leaf[grid[par, ins_pos]], SUM, UNION).astype(np.int8)
-            sums = np.add.reduceat(value[ch], np.cumsum(cnt) - cnt) if len(ch) else np.zeros(0)
-            broken = (kind == SUM) & ~np.isclose(sums, value[par])
-            if broken.any():
-                kind[broken] = UNION
-                notes.append(
-                    f"{int(broken.sum())} kommun margin(s) of one insats do not add up "
-                    "(the same insats from two kommuner, rule 9): treated as bounds"
-                )
+            kind = _kommun_kind(par, ch, cnt, grid, ins_pos, ins_leaf, value, notes)
         else:
             kind = np.full(len(par), UNION, np.int8)
         parents.append(par)
@@ -588,21 +753,11 @@ def _relations(
         if d == "insats" and not additive:
             housing = [i for i, c in enumerate(h.codes) if c in V.HOUSING]
             if len(housing) >= 2:
-                # rule 5: at most one housing insats per person, so the housing cells are disjoint
-                top = np.flatnonzero(~h.is_leaf[node] & (p[node] < 0) & (n_child[node] > 0))
-                hn = np.asarray(housing, np.int64)
-                hch = (top - node[top] * strides[j])[:, None] + hn[None, :] * strides[j]
-                ok = value[hch].sum(axis=1) <= value[top] + 1e-9
-                if not ok.all():
-                    notes.append(
-                        f"{int((~ok).sum())} margin(s) have persons with two housing insatser "
-                        "(rule 5): housing cells not treated as disjoint there"
-                    )
-                top, hch = top[ok], hch[ok]
+                top, hch = _housing_lines(h, node, n_child, strides[j], housing, value, notes)
                 parents.append(top)
                 kinds.append(np.full(len(top), DISJOINT, np.int8))
                 dimpos.append(np.full(len(top), j, np.int8))
-                counts.append(np.full(len(top), len(hn), np.int64))
+                counts.append(np.full(len(top), len(housing), np.int64))
                 children.append(hch.reshape(-1))
     if parents:
         cnt_all = np.concatenate(counts).astype(np.int64)

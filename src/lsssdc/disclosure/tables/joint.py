@@ -4,7 +4,7 @@ suppression and attack see one system of relations."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -90,14 +90,33 @@ class _Joint:
     grids: dict[int, Any] = field(default_factory=dict)  # per table, for the local LPs
 
 
-def _joint(
-    tables: list[Table],
-    rules: Rules,
-    known: list[np.ndarray] | None = None,
-    hidden_before: list[np.ndarray] | None = None,
-) -> _Joint:
-    """The linked tables as one system. ``known`` (per table) are cells a reader holds already
-    (published before), ``hidden_before`` cells an earlier release hid."""
+class _Cells(NamedTuple):
+    """What the linked tables say of each global cell, merged (a shared cell agrees everywhere)."""
+
+    value: np.ndarray
+    margin: np.ndarray
+    upl: np.ndarray
+    lpl: np.ndarray
+    reason: np.ndarray
+    fixed: np.ndarray
+    held: np.ndarray  # published by an earlier release
+    before: np.ndarray  # hidden by an earlier release
+
+
+class _Lines(NamedTuple):
+    """Every table's relations over global cells, concatenated, with the cell -> relation index."""
+
+    parent: np.ndarray
+    kind: np.ndarray
+    ptr: np.ndarray
+    children: np.ndarray
+    member_ptr: np.ndarray
+    member_rel: np.ndarray
+
+
+def _number_cells(tables: list[Table]) -> tuple[list[np.ndarray], int]:
+    """Global cell numbers per table: linked tables share the numbers of the cells they share,
+    so that a shared cell is one cell of the joint problem."""
     ids: list[np.ndarray] = [np.zeros(0, np.int64)] * len(tables)
     n = 0
     for members in linked_groups(tables):
@@ -113,6 +132,19 @@ def _joint(
             ids[i] = codes[start : start + tables[i].size].astype(np.int64) + n
             start += tables[i].size
         n += len(uniq)
+    return ids, n
+
+
+def _merge_cells(
+    tables: list[Table],
+    ids: list[np.ndarray],
+    n: int,
+    rules: Rules,
+    known: list[np.ndarray] | None,
+    hidden_before: list[np.ndarray] | None,
+) -> _Cells:
+    """One value, history and protection need per global cell; linked tables that disagree on
+    a shared cell are refused (they do not describe one population)."""
     value = np.zeros(n)
     margin = np.zeros(n, bool)
     upl = np.zeros(n)
@@ -122,7 +154,6 @@ def _joint(
     fixed = np.zeros(n, bool)
     held = np.zeros(n, bool)
     before = np.zeros(n, bool)
-    parents, kinds, counts, children = [], [], [], []
     for i, (t, gid) in enumerate(zip(tables, ids, strict=True)):
         v = t.values
         fixed[gid] |= t.structural
@@ -146,13 +177,15 @@ def _joint(
         reason[gid] |= r
         upl[gid] = np.maximum(upl[gid], u)
         lpl[gid] = np.maximum(lpl[gid], lo)
-        rel = t.relations
-        parents.append(gid[rel.parent])
-        kinds.append(rel.kind)
-        counts.append(np.diff(rel.ptr))
-        children.append(gid[rel.children])
+    return _Cells(value, margin, upl, lpl, reason, fixed, held, before)
+
+
+def _apply_history(tables: list[Table], ids: list[np.ndarray], cells: _Cells) -> None:
+    """Refuse a sensitive cell an earlier release published (nothing can protect it now); a
+    cell the reader knows needs no protection and is never hidden (``cells`` changed in place)."""
+    reason, upl, lpl, fixed, before = cells.reason, cells.upl, cells.lpl, cells.fixed, cells.before
     # a sensitive cell that an earlier release published cannot be protected any more
-    exposed = np.flatnonzero(held & (reason > 0))
+    exposed = np.flatnonzero(cells.held & (reason > 0))
     if len(exposed):
         raise DisclosureRefused(
             Problem(
@@ -167,6 +200,18 @@ def _joint(
     upl[fixed] = 0.0
     lpl[fixed] = 0.0
     before &= ~fixed
+
+
+def _lines(tables: list[Table], ids: list[np.ndarray], n: int) -> _Lines:
+    """All relations over global cells, and per cell the relations it is in (CSR), so that a
+    deviation can find every relation a cell takes part in."""
+    parents, kinds, counts, children = [], [], [], []
+    for t, gid in zip(tables, ids, strict=True):
+        rel = t.relations
+        parents.append(gid[rel.parent])
+        kinds.append(rel.kind)
+        counts.append(np.diff(rel.ptr))
+        children.append(gid[rel.children])
     parent = np.concatenate(parents) if parents else np.zeros(0, np.int64)
     kind = np.concatenate(kinds) if kinds else np.zeros(0, np.int8)
     cnt = np.concatenate(counts) if counts else np.zeros(0, np.int64)
@@ -177,30 +222,52 @@ def _joint(
     mem_rel = np.concatenate([np.arange(len(parent)), rel_of])
     order = np.lexsort((mem_rel, mem_cell))
     member_ptr = np.concatenate([[0], np.cumsum(np.bincount(mem_cell, minlength=n))]).astype(np.int64)
+    return _Lines(parent, kind, ptr, ch, member_ptr, mem_rel[order])
+
+
+def _owners(tables: list[Table], ids: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per global cell its (table, local cell) occurrences (CSR: pointers, tables, local cells),
+    to reach a cell in every table that holds it."""
     own_cell = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     own_table = np.concatenate([np.full(t.size, i) for i, t in enumerate(tables)]) if tables else own_cell
     own_local = np.concatenate([np.arange(t.size) for t in tables]) if tables else own_cell
     o = np.argsort(own_cell, kind="stable")
     owner_ptr = np.concatenate([[0], np.cumsum(np.bincount(own_cell, minlength=n))]).astype(np.int64)
+    return owner_ptr, own_table[o], own_local[o]
+
+
+def _joint(
+    tables: list[Table],
+    rules: Rules,
+    known: list[np.ndarray] | None = None,
+    hidden_before: list[np.ndarray] | None = None,
+) -> _Joint:
+    """The linked tables as one system. ``known`` (per table) are cells a reader holds already
+    (published before), ``hidden_before`` cells an earlier release hid."""
+    ids, n = _number_cells(tables)
+    cells = _merge_cells(tables, ids, n, rules, known, hidden_before)
+    _apply_history(tables, ids, cells)
+    lines = _lines(tables, ids, n)
+    owner_ptr, owner_table, owner_local = _owners(tables, ids, n)
     return _Joint(
         tables=tables,
         ids=ids,
         n=n,
-        value=value,
-        margin=margin,
-        upl=upl,
-        lpl=lpl,
-        primary=reason > 0,
-        reason=reason,
-        parent=parent,
-        kind=kind,
-        ptr=ptr,
-        children=ch,
-        member_ptr=member_ptr,
-        member_rel=mem_rel[order],
+        value=cells.value,
+        margin=cells.margin,
+        upl=cells.upl,
+        lpl=cells.lpl,
+        primary=cells.reason > 0,
+        reason=cells.reason,
+        parent=lines.parent,
+        kind=lines.kind,
+        ptr=lines.ptr,
+        children=lines.children,
+        member_ptr=lines.member_ptr,
+        member_rel=lines.member_rel,
         owner_ptr=owner_ptr,
-        owner_table=own_table[o],
-        owner_local=own_local[o],
-        fixed=fixed,
-        hidden_before=before,
+        owner_table=owner_table,
+        owner_local=owner_local,
+        fixed=cells.fixed,
+        hidden_before=cells.before,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -151,21 +151,31 @@ def _neighbourhood(joint: _Joint, g: int, m: int, wide: bool = False) -> np.ndar
     return np.unique(np.concatenate(out))
 
 
-def _protection_model(
-    joint: _Joint, hidden: np.ndarray, cost: np.ndarray, g: int, delta: float, cells: np.ndarray
-) -> _Model | None:
-    """The LP for cells whose hiding lets cell ``g`` move by ``delta`` with every relation true.
+class _Rows(NamedTuple):
+    """The relations that touch a neighbourhood as LP rows over its cells (triplets of row,
+    column and coefficient), with their kind and right-hand side."""
 
-    A deviation y over ``cells`` (every other cell fixed) with y[g] = delta is sought at the
-    least cost of the published cells it uses (hidden cells nearly free). y = y+ - y-, and a
-    relation that involves one cell of the neighbourhood only bounds that cell's y+ or y-
-    (which, costs being positive, gives the same optima); columns fixed at zero are dropped.
-    None when a bound alone rules the move out.
-    """
-    k = len(cells)
+    e_row: np.ndarray
+    e_col: np.ndarray
+    e_coef: np.ndarray
+    is_eq: np.ndarray
+    rhs: np.ndarray
+    n_rows: int
+
+
+class _Moves(NamedTuple):
+    """How far each cell of a neighbourhood may go up (``ub_p``) and down (``ub_m``), tightened
+    in place; ``t`` is the position of the cell to protect."""
+
+    ub_p: np.ndarray
+    ub_m: np.ndarray
+    t: int
+
+
+def _local_rows(joint: _Joint, cells: np.ndarray, pos: np.ndarray) -> _Rows:
+    """Every relation with a cell in the neighbourhood, over the neighbourhood's cells only
+    (every other cell is fixed, so its part goes into the right-hand side)."""
     v = joint.value
-    pos = np.full(joint.n, -1, np.int64)
-    pos[cells] = np.arange(k)
     idx = _ragged_arange(joint.member_ptr[cells], joint.member_ptr[cells + 1] - joint.member_ptr[cells])
     rels = np.unique(joint.member_rel[idx])
     kind = joint.kind[rels]
@@ -191,18 +201,30 @@ def _protection_model(
     e_row, e_col, e_coef = e_row[keep], pos[e_cell[keep]], e_coef[keep]
     is_eq = np.concatenate([kind == SUM, np.zeros(n_u, bool)])
     rhs = np.concatenate([rhs_rel, v[u_par] - v[u_ch]])
+    return _Rows(e_row, e_col, e_coef, is_eq, rhs, n_rows)
 
+
+def _move_bounds(joint: _Joint, cells: np.ndarray, t: int, delta: float) -> _Moves:
+    """Each cell's room before any relation: a count cannot go below zero, a cell the reader
+    knows cannot move, and the target moves only in the direction asked."""
+    v = joint.value
     cap = 10.0 * float(v.max() if len(v) else 1.0) + abs(delta) + 10.0
-    ub_p = np.full(k, cap)
+    ub_p = np.full(len(cells), cap)
     ub_m = np.maximum(v[cells], 0.0)
     ub_p[joint.fixed[cells]] = 0.0  # a cell the reader knows cannot move
     ub_m[joint.fixed[cells]] = 0.0
-    t = int(pos[g])
     if delta >= 0:
         ub_m[t] = 0.0
     else:
         ub_p[t] = 0.0
-    # rows with one live cell are bounds on it: y = 0 for an equation, a * y <= b otherwise
+    return _Moves(ub_p, ub_m, t)
+
+
+def _tighten(rows: _Rows, moves: _Moves) -> np.ndarray:
+    """Turn rows with one live cell into bounds on it (y = 0 for an equation, a * y <= b
+    otherwise), a few rounds, so the LP is smaller; the rows still active."""
+    e_row, e_col, e_coef, is_eq, rhs, n_rows = rows
+    ub_p, ub_m, _ = moves
     active = np.ones(n_rows, bool)
     for _ in range(4):
         live = ((ub_p > 0) | (ub_m > 0))[e_col] & active[e_row]
@@ -220,16 +242,22 @@ def _protection_model(
         up = a[~eq] > 0
         np.minimum.at(ub_p, c[~eq][up], lim[up])
         np.minimum.at(ub_m, c[~eq][~up], lim[~up])
-    if (ub_p[t] if delta >= 0 else ub_m[t]) < abs(delta) - 1e-7 * max(1.0, abs(delta)):
-        return None
-    # columns: y+ of cells that may go up, then y- of cells that may go down
+    return active
+
+
+def _assemble(
+    rows: _Rows, active: np.ndarray, moves: _Moves, cells: np.ndarray, w: np.ndarray, delta: float
+) -> _Model:
+    """The LP in columns y+ (cells that may go up) then y- (cells that may go down), columns
+    fixed at zero dropped, the target's column fixed at the move asked."""
+    ub_p, ub_m, t = moves
     col_p = np.where(ub_p > 0, np.cumsum(ub_p > 0) - 1, -1)
     n_p = int((ub_p > 0).sum())
     col_m = np.where(ub_m > 0, n_p + np.cumsum(ub_m > 0) - 1, -1)
     target = int(col_p[t] if delta >= 0 else col_m[t])
     n_col = n_p + int((ub_m > 0).sum())
-    live = active[e_row]
-    r, c, a = e_row[live], e_col[live], e_coef[live]
+    live = active[rows.e_row]
+    r, c, a = rows.e_row[live], rows.e_col[live], rows.e_coef[live]
     row_ix = np.cumsum(active) - 1
     ep, em = col_p[c] >= 0, col_m[c] >= 0
     mat = sp.csr_matrix(
@@ -239,9 +267,8 @@ def _protection_model(
         ),
         shape=(int(active.sum()), n_col),
     )
-    hi = rhs[active]
-    lo = np.where(is_eq[active], hi, -np.inf)
-    w = np.where(hidden[cells], 1e-3, cost[cells] / max(abs(delta), 1e-9))
+    hi = rows.rhs[active]
+    lo = np.where(rows.is_eq[active], hi, -np.inf)
     sel_p, sel_m = np.flatnonzero(ub_p > 0), np.flatnonzero(ub_m > 0)
     ub = np.concatenate([ub_p[sel_p], ub_m[sel_m]])
     lb = np.zeros(n_col)
@@ -259,6 +286,29 @@ def _protection_model(
         target=target,
         delta=abs(delta),
     )
+
+
+def _protection_model(
+    joint: _Joint, hidden: np.ndarray, cost: np.ndarray, g: int, delta: float, cells: np.ndarray
+) -> _Model | None:
+    """The LP for cells whose hiding lets cell ``g`` move by ``delta`` with every relation true.
+
+    A deviation y over ``cells`` (every other cell fixed) with y[g] = delta is sought at the
+    least cost of the published cells it uses (hidden cells nearly free). y = y+ - y-, and a
+    relation that involves one cell of the neighbourhood only bounds that cell's y+ or y-
+    (which, costs being positive, gives the same optima); columns fixed at zero are dropped.
+    None when a bound alone rules the move out.
+    """
+    pos = np.full(joint.n, -1, np.int64)
+    pos[cells] = np.arange(len(cells))
+    rows = _local_rows(joint, cells, pos)
+    moves = _move_bounds(joint, cells, int(pos[g]), delta)
+    active = _tighten(rows, moves)
+    ub_p, ub_m, t = moves
+    if (ub_p[t] if delta >= 0 else ub_m[t]) < abs(delta) - 1e-7 * max(1.0, abs(delta)):
+        return None
+    w = np.where(hidden[cells], 1e-3, cost[cells] / max(abs(delta), 1e-9))
+    return _assemble(rows, active, moves, cells, w, delta)
 
 
 @dataclass
