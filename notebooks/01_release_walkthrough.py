@@ -152,7 +152,7 @@ pd.Series(
 # runs the same order on a register of real size, where it passes.)
 
 # %%
-refused = pipeline.prepare(
+prepared = pipeline.prepare(
     mortality_policy,
     mortality_order,
     small,
@@ -165,9 +165,10 @@ refused = pipeline.prepare(
     policy_path=POLICIES / "research-with-deaths.yaml",
     order_path=POLICIES / "orders" / "mortality-2010-2023.yaml",
 )
-refused_report = json.loads((refused.path / "report.json").read_text(encoding="utf-8"))
+# prepare returns the candidate it wrote and the report that candidate was rendered from
+refused = prepared.candidate
 print("verdict:", refused.verdict)
-for reason in refused_report["verdict"]["reasons"]:
+for reason in prepared.report.verdict.reasons:
     print(" -", reason)
 assert refused.verdict == "refused"
 assert not (refused.path / "data.parquet").exists()  # a refused candidate carries no data
@@ -201,7 +202,7 @@ candidate = pipeline.prepare(
     actor="ordering-service",
     policy_path=dv_policy_path,
     order_path=dv_order_path,
-)
+).candidate
 print("candidate:", candidate.path.name, "->", candidate.verdict)
 print("content hash:", candidate.content_hash)
 assert candidate.verdict == "releasable"
