@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from lsssdc.disclosure.tables import ProtectedTables, Table
+from lsssdc.disclosure.tables.model import renumber_witnesses
 from lsssdc.errors import DisclosureRefused, Problem
 from lsssdc.fileio import atomic_path
 from lsssdc.ledger import kinds
@@ -260,8 +261,9 @@ def witnesses_for(
         return None
     named = pd.Series(list(names))
     unique = named[~named.duplicated(keep=False)]
+    # a name not there (or there twice) is table n, which every witness touching it is dropped with
+    n = len(names)
     position = pd.Series(unique.index.to_numpy(), index=unique.to_numpy())
-    size = np.asarray(sizes, np.int64)
     offset = 0
     parts = []
     for f in frames:
@@ -269,32 +271,23 @@ def witnesses_for(
         offset = int(f["witness"].max()) + 1
         parts.append(f)
     frame = pd.concat(parts, ignore_index=True)
-    table = position.reindex(frame["table"].to_numpy()).to_numpy()
-    target = position.reindex(frame["target_table"].to_numpy()).to_numpy()
-    cell = frame["cell"].to_numpy(np.int64)
-    target_cell = frame["target_cell"].to_numpy(np.int64)
-    ok_entry = ~np.isnan(table) & ~np.isnan(target)
-    table = np.nan_to_num(table, nan=0).astype(np.int64)
-    target = np.nan_to_num(target, nan=0).astype(np.int64)
-    ok_entry &= (cell >= 0) & (cell < size[table]) & (target_cell >= 0) & (target_cell < size[target])
-    wid = frame["witness"].to_numpy(np.int64)
-    bad = np.zeros(offset, bool)
-    bad[wid[~ok_entry]] = True
-    keep = ~bad[wid]
-    if not keep.any():
-        return None
-    ids, first = np.unique(wid[keep], return_index=True)
-    renum = np.searchsorted(ids, wid[keep])
-    at = np.flatnonzero(keep)[first]
-    return {
-        "target_table": target[at],
-        "target_cell": target_cell[at],
-        "direction": frame["direction"].to_numpy(np.int8)[at],
-        "witness": renum,
-        "table": table[keep],
-        "cell": cell[keep],
-        "y": frame["y"].to_numpy(np.float64)[keep],
-    }
+    table = position.reindex(frame["table"].to_numpy()).fillna(n).to_numpy(np.int64)
+    target = position.reindex(frame["target_table"].to_numpy()).fillna(n).to_numpy(np.int64)
+    _, first, wid = np.unique(frame["witness"].to_numpy(np.int64), return_index=True, return_inverse=True)
+    placed = renumber_witnesses(
+        {
+            "target_table": target[first],
+            "target_cell": frame["target_cell"].to_numpy(np.int64)[first],
+            "direction": frame["direction"].to_numpy(np.int8)[first],
+            "witness": wid,
+            "table": table,
+            "cell": frame["cell"].to_numpy(np.int64),
+            "y": frame["y"].to_numpy(np.float64),
+        },
+        np.append(np.arange(n), -1),
+        sizes=np.asarray(sizes, np.int64),
+    )
+    return placed if placed is not None and len(placed["target_table"]) else None
 
 
 # ---------------------------------------------------------------------------------------------

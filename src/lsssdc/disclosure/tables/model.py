@@ -343,10 +343,11 @@ class ProtectedTables:
 
 
 def renumber_witnesses(
-    witnesses: Mapping[str, Any] | None, where: np.ndarray
+    witnesses: Mapping[str, Any] | None, where: np.ndarray, sizes: np.ndarray | None = None
 ) -> dict[str, np.ndarray] | None:
     """Witnesses (table-local terms, as in :attr:`ProtectedTables.witnesses`) with table ``i``
-    renamed ``where[i]``; a witness that touches a table with ``where[i] < 0`` is dropped.
+    renamed ``where[i]``; a witness that touches a table with ``where[i] < 0`` is dropped, and
+    with ``sizes`` (cells per table after renaming) one that names a cell outside its table.
     Places one release's witnesses among more tables, or keeps those of a group of tables."""
     if not witnesses or len(witnesses.get("target_table", [])) == 0:
         return None
@@ -356,6 +357,12 @@ def renumber_witnesses(
     wid = np.asarray(witnesses["witness"], np.int64)
     keep_w = where[target_table] >= 0
     keep_w[wid[where[table] < 0]] = False
+    if sizes is not None:
+        size = np.append(np.asarray(sizes, np.int64), 0)  # a dropped table holds no cell
+        target_cell = np.asarray(witnesses["target_cell"], np.int64)
+        cell = np.asarray(witnesses["cell"], np.int64)
+        keep_w &= (target_cell >= 0) & (target_cell < size[where[target_table]])
+        keep_w[wid[(cell < 0) | (cell >= size[where[table]])]] = False
     entry = keep_w[wid]
     renum = np.cumsum(keep_w) - 1
     return {
