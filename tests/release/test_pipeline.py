@@ -19,7 +19,6 @@ import pytest
 
 from lsssdc import release
 from lsssdc.errors import DisclosureRefused
-from lsssdc.release import pipeline
 from lsssdc.release.candidate import load
 from lsssdc.release.gate import Check, gate
 from tests.release.conftest import (
