@@ -141,3 +141,14 @@ def test_order_link_variable_not_allowed(tmp_path):
     with pytest.raises(PolicyError) as exc:
         P.check_order(P.load_order(_write(tmp_path, text, "o.yaml")), pol)
     assert [p.line for p in exc.value.problems] == [12]
+
+
+@pytest.mark.parametrize(("old", "new"), [("p_percent: 10 ", "p_percent: 100"), ("    k: 85", "    k: 100")])
+def test_a_magnitude_rule_that_cannot_hold_is_refused_at_load(tmp_path, old, new):
+    # p% = 100 or a dominance share of 100 % define no rule: refused naming the line, not later
+    # when a table is protected (or never, for an extract)
+    text = next(p for p in POLICY_FILES if p.stem == "public-tables").read_text(encoding="utf-8")
+    assert old in text
+    path = _write(tmp_path, text.replace(old, new, 1))
+    line = next(i for i, row in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if new in row)
+    assert [ln for ln, _ in _problems(path)] == [line]

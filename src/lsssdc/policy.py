@@ -192,7 +192,7 @@ class Dominance(_Model):
     """The (n, k) dominance rule for sums: a cell is hidden when its n largest contributors make up more than k percent of it."""
 
     n: Annotated[StrictInt, Field(ge=1)] = 1
-    k: Annotated[float, Field(gt=0, le=100)] = 85.0
+    k: Annotated[float, Field(gt=0, lt=100)] = 85.0
 
 
 class Thresholds(_Model):
@@ -204,7 +204,7 @@ class Thresholds(_Model):
     table_frequency: Annotated[StrictInt, Field(ge=1)] = 3
     zero_is_safe: bool = True
     dominance: Dominance | None = None
-    p_percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    p_percent: Annotated[float, Field(gt=0, lt=100)] | None = None
     #: largest share of a population group (year, sex, age band, region) a delivery may cover
     max_presence: Annotated[float, Field(gt=0, le=1)] | None = None
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lsssdc.disclosure import risk
 from lsssdc.disclosure.criteria import REGISTRY, Criteria, DistinctL, EntropyL, KAnonymity
+from lsssdc.errors import Problem
 
 
 def test_every_rule_field_has_one_registry_entry() -> None:
@@ -27,6 +28,44 @@ def test_every_rule_field_has_one_registry_entry() -> None:
     assert {r.name for r in rules} == set(REGISTRY)
     assert sum(isinstance(r, DistinctL) for r in rules) == 2 == sum(isinstance(r, EntropyL) for r in rules)
     assert not c.monotone and Criteria(k=3, l_diversity=2, sensitive=("s",)).monotone
+    # the rules on classes first, then each sensitive attribute's rules together
+    assert [(r.name, getattr(r, "attribute", None)) for r in rules] == [
+        ("k", None),
+        ("l_diversity", "s"),
+        ("entropy_l", "s"),
+        ("l_diversity", "t"),
+        ("entropy_l", "t"),
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class _AtLeastTwoValues:
+    """A criterion of the test's own: every class shows at least two values of ``s``."""
+
+    name = "two_values"
+    monotone = True
+    about_sensitive = True
+    attribute: str = "s"
+
+    def failing(self, risk_: risk.ComboRisk) -> np.ndarray:
+        return risk_.distinct[self.attribute] < 2
+
+    def problem(self, records: int, report: risk.RiskReport) -> Problem:
+        return Problem("two_values", f"{records} records see one value", row_count=records)
+
+
+def test_a_criterion_added_to_the_registry_is_enforced_everywhere(monkeypatch) -> None:
+    from lsssdc.disclosure import criteria
+
+    monkeypatch.setitem(criteria.REGISTRY, "two_values", lambda c, sensitive: (_AtLeastTwoValues(),))
+    df = _frame([(0, 0, 1), (0, 0, 1), (0, 0, 1), (1, 0, 1), (1, 0, 2), (1, 0, 3)])
+    crit = Criteria(k=2, sensitive=("s",))
+    report = risk.measure(df, ["a", "b"], crit)
+    # the release's verdict and the treatments' notion of unsafe both see it
+    assert [p.code for p in report.problems()] == ["two_values"] and not report.satisfied
+    assert report.problems()[0].row_count == 3
+    assert report.unsafe().tolist() == [True, True, True, False, False, False]
+    assert crit.unsafe(report.per_combo, sensitive_only=True).any()
 
 
 def _frame(draw_rows: list[tuple[int, int, int]]) -> pd.DataFrame:

@@ -260,3 +260,46 @@ def test_an_unreadable_policy_of_earlier_tables_refuses_the_extract(area, monkey
             order, data, area["small"].register, ledger=area["ledger"], work_dir=area["work"]
         )
     assert err.value.problems[0].code == "history_changed" and first.order_id
+
+
+def test_earlier_witnesses_are_placed_by_name_and_a_torn_or_stray_one_is_dropped() -> None:
+    """A witness file read back from an earlier release is a hint: each witness is placed among
+    the tables by name, and one that names a table not there, a cell outside its table, or two
+    different targets on its rows is dropped whole."""
+
+    def rows(
+        w: int, target: str, tcell: int, entries: list[tuple[str, int]], direction: int = 1
+    ) -> list[dict]:
+        return [
+            {
+                "witness": w,
+                "target_table": target,
+                "target_cell": tcell,
+                "direction": direction,
+                "table": t,
+                "cell": c,
+                "y": 1.0,
+            }
+            for t, c in entries
+        ]
+
+    good = rows(0, "A/t", 2, [("A/t", 2), ("A/t", 0)])
+    stray = rows(1, "A/t", 1, [("A/t", 1), ("Z/none", 0)])
+    outside = rows(2, "A/t", 1, [("A/t", 1), ("A/t", 9)])
+    torn = rows(3, "A/t", 1, [("A/t", 1)]) + rows(3, "B/u", 0, [("B/u", 0)])
+    second = rows(0, "B/u", 1, [("B/u", 1), ("A/t", 3)], direction=-1)
+    frames = [pd.DataFrame(good + stray + outside + torn), pd.DataFrame(second)]
+    past = table_history.TableHistory(
+        tables=[
+            table_history.EarlierTables(f"X-{i}", "sha256:0", i, [], [], witnesses=f)
+            for i, f in enumerate(frames)
+        ]
+    )
+    placed = table_history.witnesses_for(past, ["B/u", "A/t"], [2, 4])
+    assert placed is not None
+    assert placed["target_table"].tolist() == [1, 0] and placed["target_cell"].tolist() == [2, 1]
+    assert placed["direction"].tolist() == [1, -1]
+    assert placed["witness"].tolist() == [0, 0, 1, 1]
+    assert placed["table"].tolist() == [1, 1, 0, 1] and placed["cell"].tolist() == [2, 0, 1, 3]
+    # a table named twice is ambiguous: nothing touching it is placed
+    assert table_history.witnesses_for(past, ["A/t", "A/t", "B/u"], [4, 4, 2]) is None

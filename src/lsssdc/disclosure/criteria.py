@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
+from lsssdc.errors import Problem
+
 if TYPE_CHECKING:
-    from lsssdc.disclosure.risk import ComboRisk
+    from lsssdc.disclosure.risk import ComboRisk, RiskReport
 
 #: entropies within this of the bound count as meeting it (log of a ratio of counts is inexact)
 ENTROPY_EPS = 1e-9
@@ -27,7 +29,7 @@ ENTROPY_EPS = 1e-9
 class Criterion(Protocol):
     """One rule a combination of quasi-identifier values must meet."""
 
-    #: the policy's name of the rule (and of its problem)
+    #: the rule's key in :data:`REGISTRY` (the field of :class:`Criteria` that sets it)
     name: ClassVar[str]
     #: failing at a node implies failing at every finer node, also after suppression
     monotone: ClassVar[bool]
@@ -36,6 +38,10 @@ class Criterion(Protocol):
 
     def failing(self, risk: ComboRisk) -> np.ndarray:
         """Per combination: does it break the rule?"""
+        ...
+
+    def problem(self, records: int, report: RiskReport) -> Problem:
+        """Why a release with ``records`` records breaking the rule is refused."""
         ...
 
 
@@ -51,6 +57,14 @@ class KAnonymity:
     def failing(self, risk: ComboRisk) -> np.ndarray:
         return risk.f < self.k
 
+    def problem(self, records: int, report: RiskReport) -> Problem:
+        return Problem(
+            "k_anonymity",
+            f"{records} records are compatible with fewer than k={self.k} records "
+            f"(smallest class {report.k})",
+            row_count=records,
+        )
+
 
 @dataclass(frozen=True)
 class DistinctL:
@@ -64,6 +78,16 @@ class DistinctL:
 
     def failing(self, risk: ComboRisk) -> np.ndarray:
         return risk.distinct[self.attribute] < self.l
+
+    def problem(self, records: int, report: RiskReport) -> Problem:
+        s = self.attribute
+        return Problem(
+            "l_diversity",
+            f"{records} records see fewer than l={self.l} distinct values "
+            f"of '{s}' (lowest {report.l_distinct[s]})",
+            column=s,
+            row_count=records,
+        )
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,15 @@ class EntropyL:
 
     def failing(self, risk: ComboRisk) -> np.ndarray:
         return risk.entropy[self.attribute] + ENTROPY_EPS < math.log(self.l)
+
+    def problem(self, records: int, report: RiskReport) -> Problem:
+        s = self.attribute
+        return Problem(
+            "entropy_l_diversity",
+            f"{records} records have entropy l below {self.l:g} for '{s}' (lowest {report.l_entropy[s]:.3f})",
+            column=s,
+            row_count=records,
+        )
 
 
 def _k(c: Criteria, sensitive: Sequence[str]) -> tuple[Criterion, ...]:
@@ -149,10 +182,17 @@ class Criteria:
         return self.l_diversity is not None or self.entropy_l is not None
 
     def rules(self, sensitive: Sequence[str] | None = None) -> tuple[Criterion, ...]:
-        """Every rule these criteria set, in the registry's order (over ``sensitive``, by
-        default the criteria's own sensitive attributes)."""
+        """Every rule these criteria set (over ``sensitive``, by default the criteria's own
+        sensitive attributes): the rules on classes first, then per sensitive attribute its
+        rules in the registry's order."""
         attrs = self.sensitive if sensitive is None else tuple(sensitive)
-        return tuple(rule for make in REGISTRY.values() for rule in make(self, attrs))
+        made = [rule for make in REGISTRY.values() for rule in make(self, attrs)]
+
+        def place(rule: Criterion) -> tuple[int, int]:
+            attribute = getattr(rule, "attribute", None)
+            return (0, 0) if attribute is None else (1, attrs.index(attribute))
+
+        return tuple(sorted(made, key=place))
 
     @property
     def monotone(self) -> bool:

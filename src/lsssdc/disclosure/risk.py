@@ -463,41 +463,17 @@ class RiskReport:
         return self.per_combo.unsafe(c)[self.combos.of_row]
 
     def problems(self) -> list[Problem]:
-        """One problem per rule that fails (empty when the criteria hold)."""
+        """One problem per rule that fails (empty when the criteria hold): every rule of the
+        criteria's registry, on the sensitive attributes measured."""
         c = self.criteria
-        out: list[Problem] = []
         if c is None:
-            return out
-        if self.records_below_k:
-            out.append(
-                Problem(
-                    "k_anonymity",
-                    f"{self.records_below_k} records are compatible with fewer than k={c.k} records "
-                    f"(smallest class {self.k})",
-                    row_count=self.records_below_k,
-                )
-            )
-        for s in c.sensitive:
-            if c.l_diversity is not None and self.records_below_l.get(s):
-                out.append(
-                    Problem(
-                        "l_diversity",
-                        f"{self.records_below_l[s]} records see fewer than l={c.l_diversity} distinct values "
-                        f"of '{s}' (lowest {self.l_distinct[s]})",
-                        column=s,
-                        row_count=self.records_below_l[s],
-                    )
-                )
-            if c.entropy_l is not None and self.records_below_entropy_l.get(s):
-                out.append(
-                    Problem(
-                        "entropy_l_diversity",
-                        f"{self.records_below_entropy_l[s]} records have entropy l below {c.entropy_l:g} "
-                        f"for '{s}' (lowest {self.l_entropy[s]:.3f})",
-                        column=s,
-                        row_count=self.records_below_entropy_l[s],
-                    )
-                )
+            return []
+        counts = self.combos.counts
+        out: list[Problem] = []
+        for rule in c.rules([s for s in c.sensitive if s in self.sensitive]):
+            records = int(counts[rule.failing(self.per_combo)].sum())
+            if records:
+                out.append(rule.problem(records, self))
         return out
 
     @property

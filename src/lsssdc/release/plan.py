@@ -35,8 +35,8 @@ class Plan:
     age_bands: tuple[tuple[int, ...], bool] | None
     #: tables protected by the cell key method (else by suppression)
     cell_key: bool
-    #: the primary rules of the tables
-    table_rules: T.Rules
+    #: the primary rules of the tables (None for a research extract, which has no table)
+    table_rules: T.Rules | None
 
     @property
     def kind(self) -> Literal["tables", "microdata"]:
@@ -65,7 +65,8 @@ def person_column(policy: Policy) -> str:
 
 
 def make_plan(policy: Policy, order: Order) -> Plan:
-    """Check ``order`` against ``policy`` and plan its release (raises the order's problems)."""
+    """Check ``order`` against ``policy`` and plan its release (raises the order's problems:
+    a :class:`~lsssdc.errors.PolicyError` naming what the policy does not allow)."""
     check_order(order, policy)
     age = policy.hierarchies.age
     return Plan(
@@ -78,5 +79,5 @@ def make_plan(policy: Policy, order: Order) -> Plan:
         age_cuts=tuple(age.cuts) if age is not None else T.AGE_BANDS,
         age_bands=(tuple(age.cuts), age.open_top) if age is not None else None,
         cell_key=uses_cell_key(policy),
-        table_rules=table_rules(policy),
+        table_rules=table_rules(policy) if order.tables else None,
     )

@@ -274,11 +274,18 @@ def witnesses_for(
     table = position.reindex(frame["table"].to_numpy()).fillna(n).to_numpy(np.int64)
     target = position.reindex(frame["target_table"].to_numpy()).fillna(n).to_numpy(np.int64)
     _, first, wid = np.unique(frame["witness"].to_numpy(np.int64), return_index=True, return_inverse=True)
+    target_cell = frame["target_cell"].to_numpy(np.int64)
+    direction = frame["direction"].to_numpy(np.int8)
+    # every row of a witness names the same target; one that does not is dropped whole
+    torn = (target != target[first][wid]) | (target_cell != target_cell[first][wid])
+    torn |= direction != direction[first][wid]
+    per_witness_target = target[first]
+    per_witness_target[np.unique(wid[torn])] = n
     placed = renumber_witnesses(
         {
-            "target_table": target[first],
-            "target_cell": frame["target_cell"].to_numpy(np.int64)[first],
-            "direction": frame["direction"].to_numpy(np.int8)[first],
+            "target_table": per_witness_target,
+            "target_cell": target_cell[first],
+            "direction": direction[first],
             "witness": wid,
             "table": table,
             "cell": frame["cell"].to_numpy(np.int64),

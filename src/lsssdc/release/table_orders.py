@@ -244,8 +244,8 @@ def protect_tables(
     extract of those years is checked with the tables; an order that history exposes is
     refused, naming the release. The earlier releases' kept witnesses are hints that make
     the joint problem quick; the last item is this release's, to keep (None for cell keys)."""
-    policy, order = plan.policy, plan.order
-    if not order.tables:
+    policy, order, rules = plan.policy, plan.order, plan.table_rules
+    if not order.tables or rules is None:
         raise PolicyRefused(Problem("no_tables", "the order asks for no table"))
     years = list(plan.years)
     cell_key = plan.cell_key
@@ -280,7 +280,7 @@ def protect_tables(
     names = [f"{order.order_id}/{t.name}" for t in built] + [t.name for t in tables[len(built) :]]
     hints = table_history.witnesses_for(past, names, [t.size for t in tables])
     everything = T.protect(
-        tables, plan.table_rules, known=known, hidden_before=hidden_before, witnesses=hints
+        tables, rules, known=known, hidden_before=hidden_before, witnesses=hints
     )
     report = table_audit.audit(everything)
     protected = _subset(everything, len(built))
