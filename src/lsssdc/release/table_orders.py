@@ -279,9 +279,7 @@ def protect_tables(
     # the new tables under the names a later release will give them when it reads this one back
     names = [f"{order.order_id}/{t.name}" for t in built] + [t.name for t in tables[len(built) :]]
     hints = table_history.witnesses_for(past, names, [t.size for t in tables])
-    everything = T.protect(
-        tables, rules, known=known, hidden_before=hidden_before, witnesses=hints
-    )
+    everything = T.protect(tables, rules, known=known, hidden_before=hidden_before, witnesses=hints)
     report = table_audit.audit(everything)
     protected = _subset(everything, len(built))
     exposed = _extract_check(everything, past, everything.known or known) if report.passed else []
