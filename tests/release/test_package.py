@@ -384,3 +384,24 @@ def test_a_person_index_swapped_after_the_checks_is_not_recorded(approved, monke
         _deliver(approved)
     assert info.value.problems[0].code == "candidate_changed"
     _nothing_left(approved)
+
+
+def test_a_table_order_prepared_twice_gives_byte_identical_candidates_and_packages(
+    small, tmp_path, monkeypatch
+) -> None:
+    """The same for tables (suppression, the attacker's audit, the reviewer's full audit): the
+    candidate's content hash is what a reviewer signs, so nothing run-dependent (such as how
+    long the audit took) may be in it. The second run is on a clock a thousand times slower."""
+    import time
+
+    keys = tmp_path / "keys" / "k.json"
+    make_keystore(keys)
+    pol, order = policy_path("public-tables"), order_path("kommun-tables-2023")
+    first = _prepare_and_deliver(small, keys, pol, order, tmp_path / "one")
+    real = time.perf_counter
+    monkeypatch.setattr(time, "perf_counter", lambda: real() * 1000.0)
+    second = _prepare_and_deliver(small, keys, pol, order, tmp_path / "two")
+    monkeypatch.undo()
+    assert (first[0] / "tables" / "audit.json").is_file() and (first[1] / "audit.json").is_file()
+    _same_bytes(first[0], second[0], skip=DECISIONS)
+    _same_bytes(first[1], second[1], skip=(HEAD,))
