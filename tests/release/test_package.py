@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from lsssdc import release
 from lsssdc.errors import DisclosureRefused, InputDataError
@@ -386,8 +387,9 @@ def test_a_person_index_swapped_after_the_checks_is_not_recorded(approved, monke
     _nothing_left(approved)
 
 
+@pytest.mark.parametrize("protection", ["suppression", "cell_key"])
 def test_a_table_order_prepared_twice_gives_byte_identical_candidates_and_packages(
-    small, tmp_path, monkeypatch
+    small, tmp_path, monkeypatch, protection
 ) -> None:
     """The same for tables (suppression, the attacker's audit, the reviewer's full audit): the
     candidate's content hash is what a reviewer signs, so nothing run-dependent (such as how
@@ -397,6 +399,15 @@ def test_a_table_order_prepared_twice_gives_byte_identical_candidates_and_packag
     keys = tmp_path / "keys" / "k.json"
     make_keystore(keys)
     pol, order = policy_path("public-tables"), order_path("kommun-tables-2023")
+    if protection == "cell_key":  # the shipped policy with perturbed counts instead
+        doc = yaml.safe_load(pol.read_text(encoding="utf-8"))
+        doc["tables"]["protection"], doc["tables"]["magnitudes"] = "cell_key", []
+        pol = tmp_path / "public-tables-cell-key.yaml"
+        pol.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        order_doc = yaml.safe_load(order.read_text(encoding="utf-8"))
+        order_doc["policy"] = doc["name"]
+        order = tmp_path / "order.yaml"
+        order.write_text(yaml.safe_dump(order_doc, allow_unicode=True), encoding="utf-8")
     first = _prepare_and_deliver(small, keys, pol, order, tmp_path / "one")
     real = time.perf_counter
     monkeypatch.setattr(time, "perf_counter", lambda: real() * 1000.0)
