@@ -62,3 +62,15 @@ def test_the_cli_says_one_clear_thing_and_exits_2(tmp_path: Path, capsys) -> Non
     assert run(["policy", "check", str(path)]) == 2
     err = capsys.readouterr().err
     assert "aliases" in err and str(path) in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("rule", ["  p_percent: 100\n", "  dominance: {n: 1, k: 100}\n"])
+def test_a_policy_whose_table_rule_cannot_hold_is_refused_at_the_check(tmp_path: Path, capsys, rule) -> None:
+    # an insider's policy that looks strict but protects nothing (a p% or dominance share of
+    # 100 %): refused by `policy check`, naming the file and line, before any table is made
+    path = tmp_path / "lax.yaml"
+    text = "policy_version: 1\nname: lax\nallowed_variables: [year, kommun, insats]\nthresholds:\n" + rule
+    path.write_text(text, encoding="utf-8")
+    assert run(["policy", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and ":5" in err and "Traceback" not in err and "internal error" not in err
